@@ -1,0 +1,146 @@
+"""The `ivr` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from ivr.config import ConfigError
+from ivr.pbx.tree import PbxError
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from ivr.bootstrap import init
+
+    app, done = init()
+    for line in done:
+        _print(line)
+    _print(f"data directory {app.settings.data_dir} is ready")
+    return 0
+
+
+def cmd_pbx(args: argparse.Namespace) -> int:
+    from ivr.bootstrap import load_app
+    from ivr.pbx import tree
+
+    if args.action == "build":
+        from ivr.config import load_settings
+
+        install = tree.build(load_settings(), _print, force=args.force)
+        _print(f"Asterisk: {' '.join(install.argv())}")
+        return 0
+    app = load_app()
+    pbx = app.pbx()
+    if args.action == "start":
+        was = pbx.pid()
+        pid = pbx.start()
+        s = app.settings.pbx
+        _print(
+            f"Asterisk {'was already' if was else 'is'} running (pid {pid}): SIP "
+            f"{s.bind_address}:{s.sip_port}/udp, AMI :{s.ami_port}, ARI :{s.ari_port}"
+        )
+        return 0
+    if args.action == "stop":
+        _print("Asterisk stopped" if pbx.stop() else "Asterisk was not running")
+        return 0
+    if args.action == "status":
+        st = pbx.status()
+        if args.json:
+            _print(json.dumps({"running": st.running, "pid": st.pid, "sip": st.sip,
+                               "ami": st.ami, "ari": st.ari, "detail": st.detail}))
+        else:
+            _print(f"asterisk: {'running (pid %s)' % st.pid if st.running else 'not running'}")
+            for key in ("sip", "ami", "ari"):
+                if key in st.detail:
+                    ok = getattr(st, key)
+                    _print(f"{key}: {'ok' if ok else 'DOWN'} - {st.detail[key]}")
+        return 0 if st.healthy else 3
+    if args.action == "logs":
+        _print(pbx.logs(args.lines))
+        return 0
+    if args.action == "cli":
+        _print(pbx.cli(" ".join(args.command)).rstrip())
+        return 0
+    if args.action == "personas":
+        from ivr.telephony.personas import markdown_table
+
+        _print(markdown_table())
+        return 0
+    raise AssertionError(args.action)  # pragma: no cover
+
+
+def cmd_softphone(args: argparse.Namespace) -> int:
+    from ivr.bootstrap import load_app
+    from ivr.softphone import describe
+
+    app = load_app()
+    _print(describe(app.settings, app.credentials, args.format))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ivr.demo import run_demo
+
+    return run_demo(once=args.once)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ivr", description="Voice platform for resident participation (Asterisk + Python)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="create config, secrets and folders (idempotent)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("pbx", help="the local Asterisk")
+    pbx_sub = p.add_subparsers(dest="action", required=True)
+    b = pbx_sub.add_parser("build", help="provision Asterisk (cached after the first time)")
+    b.add_argument("--force", action="store_true", help="rebuild the cached tree")
+    pbx_sub.add_parser("start", help="start Asterisk in the background")
+    pbx_sub.add_parser("stop", help="stop Asterisk")
+    s = pbx_sub.add_parser("status", help="does SIP, AMI and ARI answer? (exit 3 if not)")
+    s.add_argument("--json", action="store_true")
+    lg = pbx_sub.add_parser("logs", help="the last lines of Asterisk's logs")
+    lg.add_argument("-n", "--lines", type=int, default=50)
+    c = pbx_sub.add_parser("cli", help="run an Asterisk CLI command")
+    c.add_argument("command", nargs="+")
+    pbx_sub.add_parser("personas", help="the simulated residents' numbers")
+    p.set_defaults(func=cmd_pbx)
+
+    p = sub.add_parser("softphone", help="print softphone account settings")
+    p.add_argument("--format", choices=["all", "baresip", "linphone", "zoiper"], default="all")
+    p.set_defaults(func=cmd_softphone)
+
+    p = sub.add_parser("demo", help="start the PBX and call simulated residents")
+    p.add_argument("--once", action="store_true", help="run to the end and exit (non-zero on failure)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except (ConfigError, PbxError) as exc:
+        print(f"ivr: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Render the Asterisk configuration templates (asterisk-config/) with ports and secrets."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ivr.config import PbxSettings
+from ivr.credentials import Credentials
+from ivr.telephony import personas
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "asterisk-config"
+
+
+@dataclass(frozen=True)
+class PbxDirs:
+    etc: Path
+    modules: Path
+    varlib: Path
+    data: Path
+    spool: Path
+    run: Path
+    log: Path
+    sbin: Path
+    sim_audio: Path
+
+    @property
+    def recordings(self) -> Path:
+        return self.spool / "recording"
+
+
+def template_dir() -> Path:
+    override = os.environ.get("IVR_TEMPLATE_DIR_OVERRIDE")
+    path = Path(override) if override else TEMPLATE_DIR
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{path}: the asterisk-config templates are missing (install from a checkout with "
+            "`pip install -e .`)"
+        )
+    return path
+
+
+def render_all(
+    pbx: PbxSettings, creds: Credentials, dirs: PbxDirs, templates: Path | None = None
+) -> dict[str, str]:
+    """Every config file's name and rendered text."""
+    source = templates or template_dir()
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(source)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    loopback = not pbx.trunk_host
+    context: dict[str, Any] = {
+        "pbx": pbx,
+        "creds": creds,
+        "dirs": dirs,
+        "loopback": pbx.bind_address.startswith("127.") or pbx.bind_address == "::1",
+        "ami_permit": "127.0.0.1/255.255.255.255"
+        if pbx.bind_address.startswith("127.")
+        else "0.0.0.0/0.0.0.0",
+        "softphones": [
+            (f"softphone{i}", creds.softphones[f"softphone{i}"])
+            for i in range(1, pbx.softphones + 1)
+        ],
+        "trunk": {
+            "host": pbx.trunk_host,
+            "port": pbx.trunk_port,
+            "transport": pbx.trunk_transport,
+            "username": pbx.trunk_username,
+            "password": pbx.trunk_password,
+            "register": pbx.trunk_register,
+            "from_domain": pbx.trunk_from_domain,
+        },
+        "simulated_residents": personas.render_dialplan(str(dirs.sim_audio))
+        if loopback
+        else "",
+    }
+    rendered: dict[str, str] = {}
+    for path in sorted(source.glob("*.conf")):
+        try:
+            rendered[path.name] = env.get_template(path.name).render(context)
+        except jinja2.TemplateError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+    return rendered

@@ -1,0 +1,401 @@
+"""A small typed ARI client: REST over httpx, events over one websocket (websockets).
+
+The websocket reconnects with exponential backoff whenever Asterisk goes away; listeners are
+told with the synthetic events ``IvrAriConnected`` (``{"reconnect": bool}``) and
+``IvrAriDisconnected``. Nothing is created at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import websockets
+
+from ivr.config import Settings
+from ivr.credentials import Credentials
+
+log = logging.getLogger(__name__)
+
+CONNECTED = "IvrAriConnected"
+DISCONNECTED = "IvrAriDisconnected"
+
+
+class AriError(Exception):
+    def __init__(self, status: int, method: str, path: str, message: str) -> None:
+        super().__init__(f"ARI {method} {path}: {status} {message}")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class AriEvent:
+    type: str
+    data: dict[str, Any]
+
+    @property
+    def channel_id(self) -> str | None:
+        channel = self.data.get("channel")
+        return channel.get("id") if isinstance(channel, dict) else None
+
+    @property
+    def digit(self) -> str | None:
+        return self.data.get("digit")
+
+    @property
+    def args(self) -> list[str]:
+        return list(self.data.get("args", []))
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    name: str
+    state: str
+    caller_number: str
+    exten: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Channel:
+        return cls(
+            id=data["id"],
+            name=data.get("name", ""),
+            state=data.get("state", ""),
+            caller_number=data.get("caller", {}).get("number", ""),
+            exten=data.get("dialplan", {}).get("exten", ""),
+        )
+
+
+@dataclass(frozen=True)
+class Playback:
+    id: str
+    state: str
+
+
+@dataclass(frozen=True)
+class LiveRecording:
+    name: str
+    state: str
+    duration: int | None = None
+
+
+Listener = Callable[[AriEvent], Awaitable[None] | None]
+
+
+class AriClient:
+    """One ARI application's REST calls and event stream."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        app: str,
+        *,
+        reconnect_min: float = 0.2,
+        reconnect_max: float = 5.0,
+    ) -> None:
+        self.base = f"http://{host}:{port}/ari"
+        self.ws_url = (
+            f"ws://{host}:{port}/ari/events?app={quote(app)}"
+            f"&api_key={quote(username)}:{quote(password)}&subscribeAll=false"
+        )
+        self.app = app
+        self._auth = (username, password)
+        self._reconnect = (reconnect_min, reconnect_max)
+        self._listeners: list[Listener] = []
+        self._http: httpx.AsyncClient | None = None
+        self._ws_task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.connected = asyncio.Event()
+        self.connections = 0  # how many times the websocket has connected
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, wait: float | None = 10.0) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=self.base,
+            auth=self._auth,
+            timeout=httpx.Timeout(10.0),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        )
+        self._ws_task = asyncio.create_task(self._run_events(), name="ari-events")
+        if wait is not None:
+            await asyncio.wait_for(self.connected.wait(), wait)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._ws_task is not None:
+            self._ws_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ws_task
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AriClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ events
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    async def _dispatch(self, event: AriEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                result = listener(event)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:  # a broken listener must not stop the event stream
+                log.exception("ARI listener failed on %s", event.type)
+
+    async def wait_for(
+        self, predicate: Callable[[AriEvent], bool], timeout: float
+    ) -> AriEvent:
+        """Wait for the next event matching ``predicate``."""
+        loop = asyncio.get_running_loop()
+        found: asyncio.Future[AriEvent] = loop.create_future()
+
+        def check(event: AriEvent) -> None:
+            if not found.done() and predicate(event):
+                found.set_result(event)
+
+        remove = self.add_listener(check)
+        try:
+            return await asyncio.wait_for(found, timeout)
+        finally:
+            remove()
+
+    async def _run_events(self) -> None:
+        delay, ceiling = self._reconnect
+        while not self._closing:
+            try:
+                async with websockets.connect(
+                    self.ws_url, open_timeout=5, ping_interval=5, ping_timeout=5, max_size=None
+                ) as ws:
+                    reconnect = self.connections > 0
+                    self.connections += 1
+                    delay = self._reconnect[0]
+                    self.connected.set()
+                    log.info("ARI events connected (%s)", "reconnect" if reconnect else "first")
+                    await self._dispatch(AriEvent(CONNECTED, {"reconnect": reconnect}))
+                    async for message in ws:
+                        try:
+                            data = json.loads(message)
+                        except ValueError:
+                            log.warning("ARI sent a non-JSON event: %.200r", message)
+                            continue
+                        await self._dispatch(AriEvent(str(data.get("type", "")), data))
+            except asyncio.CancelledError:
+                raise
+            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+                log.debug("ARI events connection failed: %s", exc)
+            if self.connected.is_set():
+                self.connected.clear()
+                log.warning("ARI events disconnected; reconnecting")
+                await self._dispatch(AriEvent(DISCONNECTED, {}))
+            if self._closing:
+                return
+            await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+            delay = min(delay * 2, ceiling)
+
+    # ------------------------------------------------------------------ REST
+    async def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        if self._http is None:
+            raise RuntimeError("AriClient.start() was not called")
+        clean = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        try:
+            resp = await self._http.request(method, path, params=clean, json=body)
+        except httpx.HTTPError as exc:
+            raise AriError(0, method, path, f"no answer from Asterisk: {exc}") from None
+        if resp.status_code >= 400:
+            try:
+                message = resp.json().get("message", resp.text)
+            except ValueError:
+                message = resp.text
+            raise AriError(resp.status_code, method, path, message)
+        if resp.status_code == 204 or not resp.content:
+            return None
+        return resp.json()
+
+    async def info(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", "/asterisk/info")
+        return result
+
+    async def originate(
+        self,
+        endpoint: str,
+        *,
+        app_args: list[str] | None = None,
+        caller_id: str | None = None,
+        timeout: int = 30,
+        channel_id: str | None = None,
+        variables: dict[str, str] | None = None,
+    ) -> Channel:
+        data = await self.request(
+            "POST",
+            "/channels",
+            params={
+                "endpoint": endpoint,
+                "app": self.app,
+                "appArgs": ",".join(app_args or []),
+                "callerId": caller_id,
+                "timeout": timeout,
+                "channelId": channel_id or uuid.uuid4().hex,
+            },
+            body={"variables": variables or {}},
+        )
+        return Channel.from_json(data)
+
+    async def channels(self) -> list[Channel]:
+        return [Channel.from_json(c) for c in await self.request("GET", "/channels")]
+
+    async def channel(self, channel_id: str) -> Channel:
+        return Channel.from_json(await self.request("GET", f"/channels/{channel_id}"))
+
+    async def answer(self, channel_id: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/answer")
+
+    async def ring(self, channel_id: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/ring")
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        await self.request("DELETE", f"/channels/{channel_id}", params={"reason": reason})
+
+    async def continue_in_dialplan(self, channel_id: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/continue")
+
+    async def play(
+        self,
+        channel_id: str,
+        media: list[str],
+        *,
+        playback_id: str | None = None,
+        lang: str | None = None,
+    ) -> Playback:
+        pid = playback_id or uuid.uuid4().hex
+        data = await self.request(
+            "POST",
+            f"/channels/{channel_id}/play/{pid}",
+            params={"media": ",".join(media), "lang": lang},
+        )
+        return Playback(id=data["id"], state=data.get("state", ""))
+
+    async def stop_playback(self, playback_id: str) -> None:
+        with contextlib.suppress(AriError):  # it may have finished already
+            await self.request("DELETE", f"/playbacks/{playback_id}")
+
+    async def record(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        fmt: str = "wav",
+        max_duration: int = 0,
+        max_silence: int = 0,
+        beep: bool = False,
+        terminate_on: str = "none",
+        if_exists: str = "overwrite",
+    ) -> LiveRecording:
+        data = await self.request(
+            "POST",
+            f"/channels/{channel_id}/record",
+            params={
+                "name": name,
+                "format": fmt,
+                "maxDurationSeconds": max_duration,
+                "maxSilenceSeconds": max_silence,
+                "beep": beep,
+                "terminateOn": terminate_on,
+                "ifExists": if_exists,
+            },
+        )
+        return LiveRecording(name=data["name"], state=data.get("state", ""))
+
+    async def stop_recording(self, name: str) -> None:
+        await self.request("POST", f"/recordings/live/{quote(name)}/stop")
+
+    async def get_variable(self, channel_id: str, name: str) -> str | None:
+        try:
+            data = await self.request(
+                "GET", f"/channels/{channel_id}/variable", params={"variable": name}
+            )
+        except AriError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return str(data.get("value")) if data else None
+
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        await self.request(
+            "POST", f"/channels/{channel_id}/variable", params={"variable": name, "value": value}
+        )
+
+    async def create_bridge(self, bridge_type: str = "mixing", bridge_id: str | None = None) -> str:
+        data = await self.request(
+            "POST", "/bridges", params={"type": bridge_type, "bridgeId": bridge_id}
+        )
+        return str(data["id"])
+
+    async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
+        await self.request(
+            "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": ",".join(channel_ids)}
+        )
+
+    async def remove_from_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
+        await self.request(
+            "POST",
+            f"/bridges/{bridge_id}/removeChannel",
+            params={"channel": ",".join(channel_ids)},
+        )
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        with contextlib.suppress(AriError):
+            await self.request("DELETE", f"/bridges/{bridge_id}")
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def ari_client(settings: Settings, creds: Credentials) -> AriClient:
+    return AriClient(
+        settings.pbx.bind_address,
+        settings.pbx.ari_port,
+        creds.ari_username,
+        creds.ari_password,
+        settings.pbx.stasis_app,
+        reconnect_min=settings.telephony.ari_reconnect_min,
+        reconnect_max=settings.telephony.ari_reconnect_max,
+    )
+
+
+async def ari_ping(settings: Settings, creds: Credentials) -> str:
+    """Asterisk's version as ARI reports it (raises when ARI does not answer)."""
+    pbx = settings.pbx
+    async with httpx.AsyncClient(
+        auth=(creds.ari_username, creds.ari_password), timeout=5.0
+    ) as http:
+        resp = await http.get(f"http://{pbx.bind_address}:{pbx.ari_port}/ari/asterisk/info")
+        resp.raise_for_status()
+        return str(resp.json().get("system", {}).get("version", "?"))
