@@ -25,7 +25,9 @@ class App:
     async def ami(self) -> AmiClient:
         pbx = self.settings.pbx
         return await AmiClient.connect(
-            pbx.bind_address, pbx.ami_port, self.credentials.ami_username,
+            pbx.bind_address,
+            pbx.ami_port,
+            self.credentials.ami_username,
             self.credentials.ami_password,
         )
 
@@ -74,4 +76,3 @@ def init(settings: Settings | None = None) -> tuple[App, list[str]]:
     if changed:
         done.append(f"generated secrets in {settings.data_dir / 'secrets.toml'}")
     return App(settings, creds), done
-

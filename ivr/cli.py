@@ -53,10 +53,21 @@ def cmd_pbx(args: argparse.Namespace) -> int:
     if args.action == "status":
         st = pbx.status()
         if args.json:
-            _print(json.dumps({"running": st.running, "pid": st.pid, "sip": st.sip,
-                               "ami": st.ami, "ari": st.ari, "detail": st.detail}))
+            _print(
+                json.dumps(
+                    {
+                        "running": st.running,
+                        "pid": st.pid,
+                        "sip": st.sip,
+                        "ami": st.ami,
+                        "ari": st.ari,
+                        "detail": st.detail,
+                    }
+                )
+            )
         else:
-            _print(f"asterisk: {'running (pid %s)' % st.pid if st.running else 'not running'}")
+            state = f"running (pid {st.pid})" if st.running else "not running"
+            _print(f"asterisk: {state}")
             for key in ("sip", "ami", "ari"):
                 if key in st.detail:
                     ok = getattr(st, key)
@@ -121,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_softphone)
 
     p = sub.add_parser("demo", help="start the PBX and call simulated residents")
-    p.add_argument("--once", action="store_true", help="run to the end and exit (non-zero on failure)")
+    p.add_argument(
+        "--once", action="store_true", help="run to the end and exit (non-zero on failure)"
+    )
     p.set_defaults(func=cmd_demo)
     return parser
 

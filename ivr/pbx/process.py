@@ -132,8 +132,18 @@ class PbxController:
     def render(self) -> PbxDirs:
         install = self.install()
         dirs = self.dirs(install)
-        for path in (dirs.etc, dirs.varlib, dirs.spool, dirs.recordings, dirs.run, dirs.log,
-                     dirs.sim_audio, dirs.varlib / "agi-bin", dirs.varlib / "keys", dirs.spool / "tmp"):
+        for path in (
+            dirs.etc,
+            dirs.varlib,
+            dirs.spool,
+            dirs.recordings,
+            dirs.run,
+            dirs.log,
+            dirs.sim_audio,
+            dirs.varlib / "agi-bin",
+            dirs.varlib / "keys",
+            dirs.spool / "tmp",
+        ):
             path.mkdir(parents=True, exist_ok=True)
         os.chmod(dirs.etc, 0o700)
         files = render_all(self.settings.pbx, self.credentials, dirs)

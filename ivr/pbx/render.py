@@ -79,9 +79,7 @@ def render_all(
             "register": pbx.trunk_register,
             "from_domain": pbx.trunk_from_domain,
         },
-        "simulated_residents": personas.render_dialplan(str(dirs.sim_audio))
-        if loopback
-        else "",
+        "simulated_residents": personas.render_dialplan(str(dirs.sim_audio)) if loopback else "",
     }
     rendered: dict[str, str] = {}
     for path in sorted(source.glob("*.conf")):

@@ -20,8 +20,14 @@ from pathlib import Path
 
 from ivr.config import Settings
 
-PACKAGES = ("asterisk", "asterisk-modules", "asterisk-core-sounds-en", "asterisk-core-sounds-en-wav")
+PACKAGES = (
+    "asterisk",
+    "asterisk-modules",
+    "asterisk-core-sounds-en",
+    "asterisk-core-sounds-en-wav",
+)
 READY_MARK = ".ivr-ready"
+RELINKED_MARK = ".ivr-relinked"
 
 
 class PbxError(Exception):
@@ -97,6 +103,33 @@ def _run(argv: list[str], log: Log, what: str, env: dict[str, str] | None = None
         raise PbxError(f"{what} failed (exit {proc.returncode}):\n{tail}")
 
 
+def relink_absolute_symlinks(tree: Path) -> int:
+    """Make the tree's absolute symlinks relative, so they resolve inside the tree.
+
+    Asterisk runs from the tree without chroot: a link such as ``sounds/en ->
+    /etc/alternatives/asterisk-prompt-en`` must point into the tree, not the host.
+    """
+    mark = tree / RELINKED_MARK
+    if mark.exists():
+        return 0
+    changed = 0
+    for dirpath, dirnames, filenames in os.walk(tree):
+        dirnames[:] = [d for d in dirnames if d not in ("proc", "sys", "dev")]
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if not path.is_symlink():
+                continue
+            target = os.readlink(path)
+            if not target.startswith("/"):
+                continue
+            relative = os.path.relpath(str(tree) + target, dirpath)
+            path.unlink()
+            path.symlink_to(relative)
+            changed += 1
+    mark.write_text(f"{changed} links made relative\n")
+    return changed
+
+
 def find_install(settings: Settings) -> AsteriskInstall | None:
     """The Asterisk to run, or None when nothing is built or configured yet."""
     pbx = settings.pbx
@@ -114,7 +147,9 @@ def find_install(settings: Settings) -> AsteriskInstall | None:
                 f"pbx.modules_dir: {modules} does not exist; set it to the directory of "
                 "Asterisk's modules (res_pjsip.so)"
             )
-        return AsteriskInstall(binary=binary, modules_dir=modules, data_dir=Path("/usr/share/asterisk"))
+        return AsteriskInstall(
+            binary=binary, modules_dir=modules, data_dir=Path("/usr/share/asterisk")
+        )
     tree = settings.tree_dir
     if not (tree / READY_MARK).exists():
         return None
@@ -150,6 +185,7 @@ def build(settings: Settings, log: Log, *, force: bool = False) -> AsteriskInsta
             _safe_rmtree(tree)
         cached = find_install(settings)
         if cached is not None:
+            relink_absolute_symlinks(tree)
             log(f"Asterisk tree is cached at {tree}")
             return cached
         _build_tree(settings, tree, log)
@@ -225,6 +261,7 @@ def _build_tree(settings: Settings, tree: Path, log: Log) -> None:
         capture_output=True,
         text=True,
     ).stdout.strip()
+    relink_absolute_symlinks(work)
     (work / READY_MARK).write_text(f"asterisk {version}\nbuilt {time.ctime()}\n")
     if tree.exists():
         _safe_rmtree(tree)

@@ -161,22 +161,24 @@ class AriClient:
             except Exception:  # a broken listener must not stop the event stream
                 log.exception("ARI listener failed on %s", event.type)
 
-    async def wait_for(
-        self, predicate: Callable[[AriEvent], bool], timeout: float
-    ) -> AriEvent:
-        """Wait for the next event matching ``predicate``."""
-        loop = asyncio.get_running_loop()
-        found: asyncio.Future[AriEvent] = loop.create_future()
+    def expect(self, predicate: Callable[[AriEvent], bool]) -> asyncio.Future[AriEvent]:
+        """A future for the next event matching ``predicate``, listening from now on.
+
+        Call it *before* the request that causes the event, so no event is missed.
+        """
+        found: asyncio.Future[AriEvent] = asyncio.get_running_loop().create_future()
 
         def check(event: AriEvent) -> None:
             if not found.done() and predicate(event):
                 found.set_result(event)
 
         remove = self.add_listener(check)
-        try:
-            return await asyncio.wait_for(found, timeout)
-        finally:
-            remove()
+        found.add_done_callback(lambda _: remove())
+        return found
+
+    async def wait_for(self, predicate: Callable[[AriEvent], bool], timeout: float) -> AriEvent:
+        """Wait for the next event matching ``predicate`` (from now on)."""
+        return await asyncio.wait_for(self.expect(predicate), timeout)
 
     async def _run_events(self) -> None:
         delay, ceiling = self._reconnect
@@ -291,6 +293,12 @@ class AriClient:
         playback_id: str | None = None,
         lang: str | None = None,
     ) -> Playback:
+        for item in media:
+            if "," in item:
+                raise ValueError(
+                    f"media {item!r} contains a comma: ARI splits media lists on commas "
+                    "(give a tone by its indications name, e.g. tone:ring)"
+                )
         pid = playback_id or uuid.uuid4().hex
         data = await self.request(
             "POST",

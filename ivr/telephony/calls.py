@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -123,8 +124,9 @@ async def place_call(
         )
         answered = asyncio.create_task(tracker.answered.wait())
         ended = asyncio.create_task(tracker.ended.wait())
-        await asyncio.wait({answered, ended}, timeout=ring_timeout + 10,
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            {answered, ended}, timeout=ring_timeout + 10, return_when=asyncio.FIRST_COMPLETED
+        )
         answered.cancel()
         if tracker.answered.is_set() and not tracker.ended.is_set():
             try:
@@ -132,10 +134,8 @@ async def place_call(
                     await asyncio.wait_for(on_answer(tracker), max_seconds)
             finally:
                 if not tracker.ended.is_set():
-                    try:
+                    with contextlib.suppress(Exception):  # it may be gone already
                         await ari.hangup(channel_id)
-                    except Exception:  # noqa: BLE001 - it may be gone already
-                        pass
         await asyncio.wait_for(ended, 15)
         return tracker.result(number)
     finally:

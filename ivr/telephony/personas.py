@@ -74,13 +74,22 @@ SPOKEN: dict[int, tuple[str, str]] = {
 SCRIPTS: dict[int, Script] = {
     s.code: s
     for s in (
-        Script(1, "keys 1, 2, 3 a second apart", (wait(1.5), dtmf("1"), wait(1),
-                                                  dtmf("2"), wait(1), dtmf("3"))),
-        Script(2, "keys 4 then 2 then #, two seconds apart", (wait(2), dtmf("4"), wait(2),
-                                                             dtmf("2"), wait(2), dtmf("#"))),
+        Script(
+            1,
+            "keys 1, 2, 3 a second apart",
+            (wait(1.5), dtmf("1"), wait(1), dtmf("2"), wait(1), dtmf("3")),
+        ),
+        Script(
+            2,
+            "keys 4 then 2 then #, two seconds apart",
+            (wait(2), dtmf("4"), wait(2), dtmf("2"), wait(2), dtmf("#")),
+        ),
         Script(3, "keys 9 then hangs up after 3 s", (wait(1.5), dtmf("9"), wait(3), HANGUP)),
-        Script(4, "keys 1, speaks answer 01, keys 2", (wait(1.5), dtmf("1"), wait(1), say(1),
-                                                       wait(1), dtmf("2"))),
+        Script(
+            4,
+            "keys 1, speaks answer 01, keys 2",
+            (wait(1.5), dtmf("1"), wait(1), say(1), wait(1), dtmf("2")),
+        ),
     )
 }
 

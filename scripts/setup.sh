@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Everything a fresh Debian 12 machine needs: apt packages, a virtual environment with the
+# project installed, an initialised data directory and the Asterisk build (cached).
+# Safe to run again: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  python3 python3-venv python3-dev ca-certificates git
+  debootstrap            # builds the Asterisk tree (Debian sid) once
+  espeak-ng ffmpeg sox   # speech prompts and audio conversion
+  baresip-core sip-tester  # real SIP clients for the tests
+  iproute2 procps strace
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then SUDO="sudo"; else
+    echo "setup: not root and no sudo: install these first: ${APT_PACKAGES[*]}" >&2
+  fi
+fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing apt packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PYTHON="${PYTHON:-/usr/bin/python3}"
+[ -x "$PYTHON" ] || PYTHON=python3
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $PYTHON"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.ivr-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing the project into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[test]'
+  touch "$stamp"
+fi
+
+# The Asterisk build needs root (debootstrap + chroot); it is cached afterwards.
+if [ "$(id -u)" -eq 0 ]; then
+  .venv/bin/ivr pbx build
+else
+  $SUDO env "PATH=$PATH" "HOME=$HOME" .venv/bin/ivr pbx build
+fi

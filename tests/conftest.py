@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ivr.bootstrap import App
+from tests.support.instance import destroy, make_instance, start_or_fail
+
+
+@pytest.fixture(scope="session")
+def pbx_instance() -> Iterator[tuple[App, dict[str, str]]]:
+    """One real Asterisk for the whole session, on private ports and a private data dir."""
+    app, env = make_instance()
+    start_or_fail(app)
+    yield app, env
+    destroy(app)
+
+
+@pytest.fixture()
+def pbx_app(pbx_instance: tuple[App, dict[str, str]]) -> App:
+    app, _ = pbx_instance
+    if app.pbx().pid() is None:  # a test that restarts Asterisk may have left it down
+        start_or_fail(app)
+    return app

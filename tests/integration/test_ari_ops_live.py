@@ -1,0 +1,124 @@
+"""ARI operations and AMI health against the real Asterisk."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from ivr.bootstrap import App
+from ivr.telephony.ami import ami_health
+from ivr.telephony.ari import AriClient, AriError, AriEvent
+from ivr.telephony.calls import CallTracker, place_call
+from ivr.telephony.personas import number_for
+
+
+async def _with_ari(app: App, body):  # type: ignore[no-untyped-def]
+    ari = app.ari()
+    await ari.start()
+    try:
+        return await body(ari)
+    finally:
+        await ari.close()
+
+
+def _playback_done(playback_id: str):  # type: ignore[no-untyped-def]
+    return lambda e: e.type == "PlaybackFinished" and e.data["playback"]["id"] == playback_id
+
+
+def test_play_stop_variables_and_bridge(pbx_app: App) -> None:
+    checks: dict[str, object] = {}
+
+    async def on_answer(tracker: CallTracker) -> None:
+        ari, ch = tracker.ari, tracker.channel_id
+        await ari.set_variable(ch, "IVR_TEST", "kuntalainen")
+        checks["var"] = await ari.get_variable(ch, "IVR_TEST")
+        checks["missing_var"] = await ari.get_variable(ch, "NO_SUCH_VARIABLE_X")
+        # A prompt plays to its end by itself.
+        started = time.monotonic()
+        done = ari.expect(_playback_done("hello"))
+        await ari.play(ch, ["sound:hello-world"], playback_id="hello")
+        await asyncio.wait_for(done, 10)
+        checks["prompt_seconds"] = time.monotonic() - started
+        # A tone never ends by itself; stopping it ends the playback at once.
+        tone = await ari.play(ch, ["tone:ring"])
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        done = ari.expect(_playback_done(tone.id))
+        await ari.stop_playback(tone.id)
+        await asyncio.wait_for(done, 5)
+        checks["stop_seconds"] = time.monotonic() - started
+        # Bridge this call with a second simulated resident, as a transfer would.
+        other_id = f"other-{ch}"
+        answered = ari.expect(lambda e: e.type == "StasisStart" and e.channel_id == other_id)
+        other = await ari.originate(
+            f"PJSIP/{number_for(100, 2)}@trunk", app_args=["transfer"], channel_id=other_id
+        )
+        await asyncio.wait_for(answered, 10)
+        bridge = await ari.create_bridge()
+        entered: list[str] = []
+        remove = ari.add_listener(
+            lambda e: (
+                entered.append(e.channel_id or "") if e.type == "ChannelEnteredBridge" else None
+            )
+        )
+        await ari.add_to_bridge(bridge, [ch, other.id])
+        await asyncio.sleep(0.5)
+        remove()
+        checks["bridged"] = sorted(entered) == sorted([ch, other.id])
+        await ari.destroy_bridge(bridge)
+        await ari.hangup(other.id)
+
+    asyncio.run(
+        _with_ari(pbx_app, lambda ari: place_call(ari, number_for(100, 1), on_answer=on_answer))
+    )
+    assert checks["var"] == "kuntalainen"
+    assert checks["missing_var"] in (None, "")
+    assert 0.5 < float(checks["prompt_seconds"]) < 5  # type: ignore[arg-type]
+    assert float(checks["stop_seconds"]) < 1.0  # type: ignore[arg-type]
+    assert checks["bridged"] is True
+
+
+def test_rest_errors_name_the_call(pbx_app: App) -> None:
+    async def body(ari: AriClient) -> None:
+        try:
+            await ari.answer("no-such-channel")
+        except AriError as exc:
+            assert exc.status == 404
+            assert "/channels/no-such-channel/answer" in str(exc)
+        else:
+            raise AssertionError("answering a missing channel did not fail")
+
+    asyncio.run(_with_ari(pbx_app, body))
+
+
+def test_ami_health_lists_endpoints_and_counts_calls(pbx_app: App) -> None:
+    idle = asyncio.run(ami_health(pbx_app.settings, pbx_app.credentials))
+    assert idle.fully_booted
+    assert idle.version.startswith("22")
+    names = {e.name for e in idle.endpoints}
+    assert {"trunk", "resident", "softphone1", "softphone2", "softphone3"} <= names
+    during: list[int] = []
+
+    async def on_answer(tracker: CallTracker) -> None:
+        health = await ami_health(pbx_app.settings, pbx_app.credentials)
+        during.append(health.channels)
+
+    asyncio.run(
+        _with_ari(pbx_app, lambda ari: place_call(ari, number_for(100, 3), on_answer=on_answer))
+    )
+    assert during and during[0] >= 2  # both legs of the loopback call
+
+
+def test_events_reach_every_listener_even_if_one_fails(pbx_app: App) -> None:
+    got: list[str] = []
+
+    def broken(event: AriEvent) -> None:
+        raise RuntimeError("listener bug")
+
+    async def body(ari: AriClient) -> None:
+        ari.add_listener(broken)
+        ari.add_listener(lambda e: got.append(e.type))
+        await place_call(ari, number_for(501))
+
+    asyncio.run(_with_ari(pbx_app, body))
+    assert "ChannelDestroyed" in got

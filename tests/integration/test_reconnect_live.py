@@ -1,0 +1,47 @@
+"""(d) Asterisk restarts during a test; the ARI client reconnects and works again."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ivr.bootstrap import App
+from ivr.telephony.ari import CONNECTED, DISCONNECTED, AriEvent
+from ivr.telephony.calls import CallTracker, place_call
+from ivr.telephony.outcome import Outcome
+from ivr.telephony.personas import number_for
+
+
+def test_ari_reconnects_after_asterisk_restart(pbx_app: App) -> None:
+    pbx = pbx_app.pbx()
+    seen: list[AriEvent] = []
+
+    async def collect(tracker: CallTracker) -> None:
+        for _ in range(3):
+            if await tracker.next_digit(8) is None:
+                return
+
+    async def run() -> None:
+        ari = pbx_app.ari()
+        ari.add_listener(lambda e: seen.append(e) if e.type in (CONNECTED, DISCONNECTED) else None)
+        await ari.start()
+        try:
+            assert ari.connections == 1
+            await asyncio.to_thread(pbx.stop)
+            await ari.wait_for(
+                lambda e: e.type == DISCONNECTED, 10
+            ) if ari.connected.is_set() else None
+            assert not ari.connected.is_set()
+            await asyncio.sleep(1.5)  # the client retries with backoff while Asterisk is down
+            await asyncio.to_thread(pbx.start)
+            event = await ari.wait_for(lambda e: e.type == CONNECTED, 15)
+            assert event.data["reconnect"] is True
+            assert ari.connections >= 2
+            result = await place_call(ari, number_for(701, 9), on_answer=collect)
+            assert result.outcome is Outcome.ANSWERED
+            assert result.digits == "123"
+        finally:
+            await ari.close()
+
+    asyncio.run(run())
+    types = [e.type for e in seen]
+    assert types[0] == CONNECTED and DISCONNECTED in types and types[-1] == CONNECTED

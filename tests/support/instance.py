@@ -1,0 +1,58 @@
+"""A private ivr data directory with its own ports, and a real Asterisk for it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from ivr.bootstrap import App, init
+from ivr.config import load_settings
+from ivr.pbx import tree
+from tests.support.ports import free_port, free_range
+
+
+def instance_env(data_dir: Path, rtp_size: int = 400) -> dict[str, str]:
+    """Environment variables for an instance on free ports."""
+    rtp = free_range(rtp_size, start=20000 + (os.getpid() % 50) * 400)
+    env = {
+        "IVR_DATA_DIR": str(data_dir),
+        "IVR_PBX_SIP_PORT": str(free_port()),
+        "IVR_PBX_AMI_PORT": str(free_port()),
+        "IVR_PBX_ARI_PORT": str(free_port()),
+        "IVR_PBX_RTP_START": str(rtp),
+        "IVR_PBX_RTP_END": str(rtp + rtp_size - 1),
+        "IVR_TELEPHONY_ARI_RECONNECT_MAX": "1.0",
+    }
+    return env
+
+
+def make_instance(prefix: str = "ivr-t-") -> tuple[App, dict[str, str]]:
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    env = instance_env(data_dir)
+    app, _ = init(load_settings(environ=env))
+    return app, env
+
+
+def build_or_fail(app: App) -> None:
+    """Provision Asterisk; a failure fails the test run with the reason (never a skip)."""
+    try:
+        tree.build(app.settings, lambda line: None)
+    except tree.PbxError as exc:
+        pytest.fail(f"the real Asterisk could not be provisioned: {exc}", pytrace=False)
+
+
+def start_or_fail(app: App) -> None:
+    build_or_fail(app)
+    try:
+        app.pbx().start()
+    except tree.PbxError as exc:
+        pytest.fail(f"the real Asterisk could not start: {exc}", pytrace=False)
+
+
+def destroy(app: App) -> None:
+    app.pbx().stop()
+    shutil.rmtree(app.settings.data_dir, ignore_errors=True)

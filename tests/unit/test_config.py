@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr.config import ConfigError, load_settings
+
+
+def test_defaults_when_nothing_is_set(tmp_path: Path) -> None:
+    s = load_settings(environ={"IVR_DATA_DIR": str(tmp_path)})
+    assert s.data_dir == tmp_path
+    assert s.pbx.bind_address == "127.0.0.1"
+    assert s.pbx.sip_port == 5060
+    assert s.tree_dir == s.cache_dir / "asterisk-sid"
+
+
+def test_file_overrides_defaults_and_environment_overrides_file(tmp_path: Path) -> None:
+    (tmp_path / "ivr.toml").write_text(
+        'log_level = "DEBUG"\n[pbx]\nsip_port = 5070\nami_port = 5039\n'
+    )
+    env = {"IVR_DATA_DIR": str(tmp_path), "IVR_PBX_SIP_PORT": "5080"}
+    s = load_settings(environ=env)
+    assert s.pbx.sip_port == 5080  # environment wins over the file
+    assert s.pbx.ami_port == 5039  # the file wins over the default
+    assert s.log_level == "DEBUG"
+
+
+def test_explicit_config_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "other.toml"
+    cfg.write_text('[pbx]\ninbound_numbers = ["200", "+358291234567"]\n')
+    s = load_settings(environ={"IVR_DATA_DIR": str(tmp_path), "IVR_CONFIG": str(cfg)})
+    assert s.pbx.inbound_numbers == ("200", "+358291234567")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[pbx]\nsip_prot = 5060\n", "unknown setting pbx.sip_prot"),
+        ("colour = 1\n", "unknown setting colour"),
+        ('[pbx]\nsip_port = "five"\n', "pbx.sip_port: expected an integer"),
+        ("[pbx]\nsip_port = 70000\n", "pbx.sip_port: 70000 is not a port number"),
+        ("[pbx]\nami_port = 5060\n", "pbx.ami_port: port 5060 is also pbx.sip_port"),
+        ("[pbx]\nsip_port = 10005\n", "pbx.sip_port: port 10005 lies inside the RTP range"),
+        ("[pbx]\nrtp_start = 10000\nrtp_end = 10010\n", "RTP range 10000-10010 is too small"),
+        ('[pbx]\ntrunk_register = "yes"\n', "pbx.trunk_register: expected true or false"),
+        ('[pbx]\ninbound_numbers = ["12a"]\n', "pbx.inbound_numbers.0"),
+        ("pbx = 3\n", "[pbx] must be a table"),
+        ("[pbx\n", "not valid TOML"),
+        ('log_level = "LOUD"\n', "log_level: 'LOUD' is not one of"),
+    ],
+)
+def test_bad_file_values_name_the_setting(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "ivr.toml").write_text(content)
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={"IVR_DATA_DIR": str(tmp_path)})
+    assert message in str(err.value)
+    if "TOML" in message or "unknown" in message:
+        assert str(tmp_path / "ivr.toml") in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("IVR_PBX_SIP_PORTT", "1", "environment IVR_PBX_SIP_PORTT: unknown setting"),
+        ("IVR_FOO", "1", "environment IVR_FOO: unknown setting"),
+        ("IVR_PBX_SIP_PORT", "x", "environment IVR_PBX_SIP_PORT: expected an integer"),
+        ("IVR_PBX_TRUNK_REGISTER", "maybe", "expected true or false"),
+    ],
+)
+def test_bad_environment_names_the_variable(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={"IVR_DATA_DIR": str(tmp_path), name: value})
+    assert message in str(err.value)
+
+
+def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="IVR_CONFIG"):
+        load_settings(environ={"IVR_CONFIG": str(tmp_path / "nope.toml")})
+
+
+def test_environment_list_and_bool_values(tmp_path: Path) -> None:
+    env = {
+        "IVR_DATA_DIR": str(tmp_path),
+        "IVR_PBX_INBOUND_NUMBERS": "100, 0291234567",
+        "IVR_PBX_TRUNK_REGISTER": "yes",
+    }
+    s = load_settings(environ=env)
+    assert s.pbx.inbound_numbers == ("100", "0291234567")
+    assert s.pbx.trunk_register is True
