@@ -18,11 +18,16 @@ from tests.support.ports import free_port, free_range
 def instance_env(data_dir: Path, rtp_size: int = 400) -> dict[str, str]:
     """Environment variables for an instance on free ports."""
     rtp = free_range(rtp_size, start=20000 + (os.getpid() % 50) * 400)
+    ports: list[int] = []
+    while len(ports) < 3:
+        port = free_port()
+        if not rtp <= port < rtp + rtp_size and port not in ports:
+            ports.append(port)
     env = {
         "IVR_DATA_DIR": str(data_dir),
-        "IVR_PBX_SIP_PORT": str(free_port()),
-        "IVR_PBX_AMI_PORT": str(free_port()),
-        "IVR_PBX_ARI_PORT": str(free_port()),
+        "IVR_PBX_SIP_PORT": str(ports[0]),
+        "IVR_PBX_AMI_PORT": str(ports[1]),
+        "IVR_PBX_ARI_PORT": str(ports[2]),
         "IVR_PBX_RTP_START": str(rtp),
         "IVR_PBX_RTP_END": str(rtp + rtp_size - 1),
         "IVR_TELEPHONY_ARI_RECONNECT_MAX": "1.0",
@@ -33,7 +38,11 @@ def instance_env(data_dir: Path, rtp_size: int = 400) -> dict[str, str]:
 def make_instance(prefix: str = "ivr-t-") -> tuple[App, dict[str, str]]:
     data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     env = instance_env(data_dir)
-    app, _ = init(load_settings(environ=env))
+    try:
+        app, _ = init(load_settings(environ=env))
+    except Exception:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise
     return app, env
 
 
