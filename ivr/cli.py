@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from ivr.config import ConfigError
 from ivr.pbx.tree import PbxError
+from ivr.store.errors import StoreError
 
 
 def _print(line: str) -> None:
@@ -102,6 +103,82 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(once=args.once)
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    from ivr.config import load_settings
+    from ivr.store.db import safe_url
+    from ivr.store.migrate import DatabaseNotCurrent, check_current, upgrade
+
+    url = load_settings().database_url
+    if args.action == "upgrade":
+        result = upgrade(url)
+        if result.changed:
+            _print(
+                f"database {safe_url(url)}: upgraded {result.before or 'empty'} -> {result.after}"
+            )
+        else:
+            _print(f"database {safe_url(url)}: already at the newest schema ({result.after})")
+        return 0
+    if args.action == "check":
+        try:
+            head = check_current(url)
+        except DatabaseNotCurrent as exc:
+            _print(str(exc))
+            return 3
+        _print(f"database {safe_url(url)}: at the newest schema ({head})")
+        return 0
+    raise AssertionError(args.action)  # pragma: no cover
+
+
+def cmd_flow(args: argparse.Namespace) -> int:
+    """`ivr flow validate|prompts FILE`: needs no `ivr init` (only --render reads settings)."""
+    from pathlib import Path
+
+    from ivr.flows.loader import FlowError, load_flow
+
+    try:
+        flow = load_flow(args.file)
+    except FlowError as exc:
+        for problem in exc.problems:
+            _print(problem.format(args.file))
+        return 1
+    if args.action == "validate":
+        languages = ", ".join(flow.languages)
+        _print(f"{args.file}: valid: {len(flow.nodes)} nodes, languages {languages}")
+        return 0
+    from ivr.flows.walk import iter_prompts
+    from ivr.speech.prompts import PromptError, PromptStore, prompt_source
+
+    store = None
+    if args.render:
+        from ivr.config import load_settings
+
+        store = PromptStore(load_settings().data_dir / "prompts")
+        _print(f"prompt cache: {store.cache_dir}")
+    flow_dir = Path(args.file).resolve().parent
+    counts = {"recorded": 0, "synthetic": 0}
+    for path, language, prompt in iter_prompts(flow):
+        source = prompt_source(prompt, language)
+        counts[source] += 1
+        what = prompt.recording[language] if source == "recorded" else prompt.text[language]
+        if source == "synthetic" and len(what) > 60:
+            what = what[:57] + "..."
+        line = f"{path} {language} {source}: {what}"
+        if store is not None:
+            try:
+                audio = store.resolve(flow, prompt, language, flow_dir, where=path)
+            except PromptError as exc:
+                _print(f"{args.file}: {exc}")
+                return 1
+            line += f" -> {audio.path}"
+        _print(line)
+    total = counts["recorded"] + counts["synthetic"]
+    _print(
+        f"{args.file}: {total} prompts: "
+        f"{counts['recorded']} recorded, {counts['synthetic']} synthetic"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ivr", description="Voice platform for resident participation (Asterisk + Python)"
@@ -136,6 +213,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--once", action="store_true", help="run to the end and exit (non-zero on failure)"
     )
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("db", help="the database (SQLite in the data directory or PostgreSQL)")
+    db_sub = p.add_subparsers(dest="action", required=True)
+    db_sub.add_parser("upgrade", help="migrate the database to the newest schema (idempotent)")
+    db_sub.add_parser("check", help="is the database at the newest schema? (exit 3 if not)")
+    p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("flow", help="check call flows and their prompts")
+    flow_sub = p.add_subparsers(dest="action", required=True)
+    fv = flow_sub.add_parser("validate", help="check a flow file (exit 1 with its problems)")
+    fv.add_argument("file", help="the flow's YAML file")
+    fp = flow_sub.add_parser("prompts", help="list each prompt as recorded or synthetic")
+    fp.add_argument("file", help="the flow's YAML file")
+    fp.add_argument(
+        "--render", action="store_true", help="render missing audio into <data dir>/prompts/"
+    )
+    p.set_defaults(func=cmd_flow)
     return parser
 
 
@@ -148,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except (ConfigError, PbxError) as exc:
+    except (ConfigError, PbxError, StoreError) as exc:
         print(f"ivr: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -20,6 +20,9 @@ code  behaviour
 7PP   answers and runs keypad/speech script PP (see ``SCRIPTS``), then stays on the line
 8PP   answers, waits one second, speaks the WAV ``sim-audio/PP.wav`` (see
       ``SPOKEN``), then stays on the line silently
+9PP   answers and runs the script in the SIP header ``X-Sim-Script`` (set by the
+      caller), then stays on the line; steps separated by ``/``: ``w2.5`` wait 2.5 s,
+      ``d12#`` key 1, 2, #, ``s01`` speak sim-audio/01.wav, ``h`` hang up
 ====  =============================================================================
 
 This module is pure: it only produces text (the dialplan and the documentation table).
@@ -110,13 +113,32 @@ PERSONAS: tuple[Persona, ...] = (
     Persona(6, "slow-answer", "rings PP s, then answers and stays on the line"),
     Persona(7, "keys", "answers and runs script PP (keys and speech), then stays"),
     Persona(8, "speaks", "answers, speaks sim-audio/PP.wav, then stays on the line"),
+    Persona(9, "scripted", "answers, runs the steps of SIP header X-Sim-Script, then stays"),
 )
+
+SCRIPT_HEADER = "X-Sim-Script"
+
+
+def header_script(steps: list[Step]) -> str:
+    """The X-Sim-Script header value for persona 9PP (the inverse of its dialplan)."""
+    out = []
+    for step in steps:
+        prefix = {"wait": "w", "dtmf": "d", "say": "s", "hangup": "h"}[step.kind]
+        if step.kind == "dtmf" and not all(c in "0123456789*#" for c in step.value):
+            raise ValueError(f"not DTMF keys: {step.value!r}")
+        out.append(prefix + step.value)
+    return "/".join(out)
+
+
+def script_variables(steps: list[Step]) -> dict[str, str]:
+    """Originate variables that hand a script to a 9PP simulated resident."""
+    return {f"PJSIP_HEADER(add,{SCRIPT_HEADER})": header_script(steps)}
 
 
 def number_for(code: int, serial: int = 0) -> str:
-    """The E.164 number of a simulated resident with persona ``code`` (100-899)."""
-    if not 100 <= code <= 899:
-        raise ValueError(f"persona code {code} is not between 100 and 899")
+    """The E.164 number of a simulated resident with persona ``code`` (100-999)."""
+    if not 100 <= code <= 999:
+        raise ValueError(f"persona code {code} is not between 100 and 999")
     if not 0 <= serial <= 9999:
         raise ValueError(f"serial {serial} is not between 0 and 9999")
     return f"+35850{code:03d}{serial:04d}"
@@ -187,6 +209,22 @@ def render_dialplan(sim_audio_dir: str) -> str:
         "exten => k8,1,Answer()",
         " same => n,Wait(1)",
         f" same => n,Playback({sim_audio_dir}/${{PP}})",
+        " same => n,Wait(3600)",
+        " same => n,Hangup(16)",
+        "; kind 9: runs the script in the X-Sim-Script header",
+        "exten => k9,1,Answer()",
+        f" same => n,Set(SCRIPT=${{PJSIP_HEADER(read,{SCRIPT_HEADER})}})",
+        " same => n,Set(N=${FIELDQTY(SCRIPT,/)})",
+        " same => n,Set(I=1)",
+        " same => n,While($[${I} <= ${N}])",
+        " same => n,Set(STEP=${CUT(SCRIPT,/,${I})})",
+        " same => n,Set(ARG=${STEP:1})",
+        ' same => n,ExecIf($["${STEP:0:1}" = "w"]?Wait(${ARG}))',
+        ' same => n,ExecIf($["${STEP:0:1}" = "d"]?SendDTMF(${ARG},250,120))',
+        f' same => n,ExecIf($["${{STEP:0:1}}" = "s"]?Playback({sim_audio_dir}/${{ARG}}))',
+        ' same => n,ExecIf($["${STEP:0:1}" = "h"]?Hangup(16))',
+        " same => n,Set(I=$[${I} + 1])",
+        " same => n,EndWhile()",
         " same => n,Wait(3600)",
         " same => n,Hangup(16)",
         "exten => i,1,Hangup(1)",

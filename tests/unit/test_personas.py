@@ -18,7 +18,7 @@ def test_numbers_are_finnish_mobile_numbers_with_the_code() -> None:
 
 def test_dialplan_has_a_context_for_every_script_and_kind() -> None:
     text = personas.render_dialplan("/data/sim")
-    for kind in range(1, 9):
+    for kind in range(1, 10):
         assert re.search(rf"^exten => k{kind},1,", text, re.M), kind
     for code in personas.SCRIPTS:
         assert f"[sim-script-{code:02d}]" in text
@@ -38,3 +38,11 @@ def test_markdown_table_lists_every_persona() -> None:
     table = personas.markdown_table()
     for p in personas.PERSONAS:
         assert f"| {p.kind}PP | {p.name} |" in table
+
+
+def test_header_script_round_trip_text() -> None:
+    steps = [personas.wait(2.5), personas.dtmf("12#"), personas.say(1), personas.HANGUP]
+    assert personas.header_script(steps) == "w2.5/d12#/s01/h"
+    assert personas.script_variables(steps) == {"PJSIP_HEADER(add,X-Sim-Script)": "w2.5/d12#/s01/h"}
+    with pytest.raises(ValueError):
+        personas.header_script([personas.dtmf("1/2")])
