@@ -44,7 +44,7 @@ See README.md for every setting."""
 
 
 def init(settings: Settings | None = None) -> tuple[App, list[str]]:
-    """Create the config file, secrets and folders of the data directory. Idempotent."""
+    """Create the config file, secrets, folders and database (migrated to head). Idempotent."""
     settings = settings or load_settings()
     done: list[str] = []
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -75,4 +75,15 @@ def init(settings: Settings | None = None) -> tuple[App, list[str]]:
     creds, changed = ensure_credentials(settings)
     if changed:
         done.append(f"generated secrets in {settings.data_dir / 'secrets.toml'}")
+    from ivr.store.db import safe_url
+    from ivr.store.migrate import upgrade
+
+    db = upgrade(settings.database_url)
+    if db.changed:
+        where = safe_url(settings.database_url)
+        done.append(
+            f"created the database {where} (schema {db.after})"
+            if db.before is None
+            else f"upgraded the database {where} from schema {db.before} to {db.after}"
+        )
     return App(settings, creds), done

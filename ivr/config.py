@@ -69,12 +69,24 @@ class TelephonySettings:
 
 
 @dataclass(frozen=True)
+class DatabaseSettings:
+    # Empty: SQLite (WAL) in the data directory, sqlite:///<data_dir>/ivr.db.
+    # Scale-out: postgresql+psycopg://user:password@host/dbname (or postgresql://...).
+    url: str = ""
+    echo: bool = False  # log every SQL statement (debugging)
+
+
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     cache_dir: Path = field(default_factory=default_cache_dir)
     log_level: str = "INFO"
     pbx: PbxSettings = field(default_factory=PbxSettings)
     telephony: TelephonySettings = field(default_factory=TelephonySettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
 
     @property
     def config_file(self) -> Path:
@@ -84,8 +96,19 @@ class Settings:
     def tree_dir(self) -> Path:
         return Path(self.pbx.tree_dir) if self.pbx.tree_dir else self.cache_dir / "asterisk-sid"
 
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL: ``database.url``, or SQLite in the data directory."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.data_dir.absolute() / 'ivr.db'}"
 
-SECTIONS: dict[str, type[Any]] = {"pbx": PbxSettings, "telephony": TelephonySettings}
+
+SECTIONS: dict[str, type[Any]] = {
+    "pbx": PbxSettings,
+    "telephony": TelephonySettings,
+    "database": DatabaseSettings,
+}
 TOP_LEVEL = {"data_dir", "cache_dir", "log_level"}
 LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
 
@@ -175,6 +198,15 @@ def _validate(settings: Settings) -> None:
     tel = settings.telephony
     if not 0 < tel.ari_reconnect_min <= tel.ari_reconnect_max:
         raise ConfigError("telephony.ari_reconnect_min: must be > 0 and <= ari_reconnect_max")
+    url = settings.database.url
+    if url:
+        # Only the scheme is ever quoted: the rest of a URL may hold a password.
+        scheme, sep, _ = url.partition("://")
+        expected = "expected sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/NAME"
+        if not sep:
+            raise ConfigError(f"database.url: not a URL; {expected}")
+        if scheme.split("+", 1)[0] not in DATABASE_SCHEMES:
+            raise ConfigError(f"database.url: unsupported database {scheme!r}; {expected}")
 
 
 def _apply(
@@ -259,6 +291,7 @@ def load_settings(
             **values,
             pbx=PbxSettings(**sections["pbx"]),
             telephony=TelephonySettings(**sections["telephony"]),
+            database=DatabaseSettings(**sections["database"]),
         )
     except TypeError as exc:  # pragma: no cover - guarded by the checks above
         raise ConfigError(str(exc)) from None

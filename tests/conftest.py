@@ -6,6 +6,7 @@ import pytest
 
 from ivr.bootstrap import App
 from tests.support.instance import destroy, make_instance, start_or_fail
+from tests.support.postgres import PostgresUnavailable, start_postgres
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +24,20 @@ def pbx_app(pbx_instance: tuple[App, dict[str, str]]) -> App:
     if app.pbx().pid() is None:  # a test that restarts Asterisk may have left it down
         start_or_fail(app)
     return app
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL (Debian's packages) for the whole session: the superuser's URL.
+
+    It points at the maintenance database ``postgres``; tests make their own database with
+    ``tests.support.postgres.create_database``. A server that cannot start fails the test.
+    """
+    try:
+        server = start_postgres()
+    except PostgresUnavailable as exc:
+        pytest.fail(f"PostgreSQL could not be started: {exc}", pytrace=False)
+    try:
+        yield server.url()
+    finally:
+        server.stop()

@@ -90,3 +90,23 @@ def test_environment_list_and_bool_values(tmp_path: Path) -> None:
     s = load_settings(environ=env)
     assert s.pbx.inbound_numbers == ("100", "0291234567")
     assert s.pbx.trunk_register is True
+
+
+def test_database_url_default_file_and_environment(tmp_path: Path) -> None:
+    s = load_settings(environ={"IVR_DATA_DIR": str(tmp_path)})
+    assert s.database.url == ""
+    assert s.database_url == f"sqlite:///{tmp_path / 'ivr.db'}"
+    (tmp_path / "ivr.toml").write_text('[database]\nurl = "sqlite:////srv/ivr/file.db"\n')
+    assert load_settings(environ={"IVR_DATA_DIR": str(tmp_path)}).database_url == (
+        "sqlite:////srv/ivr/file.db"
+    )
+    pg = "postgresql+psycopg://ivr:s3cret@127.0.0.1:5432/ivr"
+    env = {"IVR_DATA_DIR": str(tmp_path), "IVR_DATABASE_URL": pg, "IVR_DATABASE_ECHO": "on"}
+    s = load_settings(environ=env)
+    assert s.database_url == pg  # the environment wins over the file
+    assert s.database.echo is True
+    env["IVR_DATABASE_URL"] = "mysql://ivr:s3cret@db/ivr"
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ=env)
+    assert "database.url: unsupported database 'mysql'" in str(err.value)
+    assert "s3cret" not in str(err.value)  # never echo a password

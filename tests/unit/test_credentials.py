@@ -14,7 +14,7 @@ def test_init_generates_every_secret_once(tmp_path: Path) -> None:
     settings = load_settings(environ={"IVR_DATA_DIR": str(tmp_path)})
     app, done = init(settings)
     creds = app.credentials
-    assert len(done) == 2
+    assert len(done) == 3  # config, secrets, database
     secrets = [
         creds.ami_password,
         creds.ari_password,

@@ -1,0 +1,1 @@
+"""Alembic migrations of the ivr database (run by ``ivr.store.migrate``)."""

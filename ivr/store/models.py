@@ -1,0 +1,231 @@
+"""The tables, as SQLAlchemy 2.0 typed declarative models.
+
+Timestamps are timezone-aware UTC on both backends (``UtcDateTime``); enumerations are
+stored as short strings with a CHECK constraint (no PostgreSQL enum types, which are
+awkward to migrate). Every constraint and index has a conventional name so that the
+Alembic migrations can refer to it on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones, so the value is stored as
+    UTC text and given back its ``UTC`` tzinfo on the way out. A naive datetime is refused:
+    it is always a bug (local time or UTC? nobody knows later).
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: give timestamps a time zone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class CallStatus(enum.StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"  # reached an end node
+    PARTIAL = "partial"  # hung up (or failed input) before the end, some answers given
+    OPTED_OUT = "opted_out"  # pressed the opt-out key
+    TRANSFERRED = "transferred"  # handed to a human
+    INTERRUPTED = "interrupted"  # the worker running it stopped or died mid-call
+    FAILED = "failed"  # a technical failure
+
+
+class AnswerKind(enum.StrEnum):
+    CHOICE = "choice"
+    SCALE = "scale"
+    NUMBER = "number"
+    OPEN = "open"
+    LANGUAGE = "language"
+    CALLBACK = "callback"
+
+
+class CallbackChannel(enum.StrEnum):
+    PHONE = "phone"
+    EMAIL = "email"
+    HOME_VISIT = "home_visit"
+
+
+class CallbackStatus(enum.StrEnum):
+    NEW = "new"
+    CONTACTED = "contacted"
+    CLOSED = "closed"
+
+
+class OptOutSource(enum.StrEnum):
+    IN_CALL = "in_call"
+    IMPORT = "import"
+    STAFF = "staff"
+
+
+def _enum(cls: type[enum.StrEnum], name: str) -> sa.Enum:
+    """A VARCHAR holding the member *values*, guarded by a CHECK constraint ``ck_<t>_<name>``."""
+    return sa.Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        validate_strings=True,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: dict[Any, Any] = {datetime: UtcDateTime()}
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    __table_args__ = (sa.Index("ix_calls_node_name_status", "node_name", "status"),)
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    direction: Mapped[Direction] = mapped_column(_enum(Direction, "direction"))
+    flow_id: Mapped[str] = mapped_column(sa.String(100))
+    flow_version: Mapped[str] = mapped_column(sa.String(64))
+    line_number: Mapped[str | None] = mapped_column(sa.String(32))  # the DID dialled (inbound)
+    remote_number: Mapped[str | None] = mapped_column(sa.String(32))  # NULL: anonymous line
+    language: Mapped[str] = mapped_column(sa.String(8))
+    channel_id: Mapped[str] = mapped_column(sa.String(128), unique=True, index=True)
+    node_name: Mapped[str] = mapped_column(sa.String(100))  # the telephony worker running it
+    status: Mapped[CallStatus] = mapped_column(
+        _enum(CallStatus, "status"), default=CallStatus.ACTIVE
+    )
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    hangup_cause: Mapped[int | None]  # the Q.850 cause Asterisk reported
+    last_node_id: Mapped[str | None] = mapped_column(sa.String(100))
+    attempt_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)  # campaigns
+
+    answers: Mapped[list[Answer]] = relationship(
+        back_populates="call", order_by="Answer.seq", passive_deletes=True
+    )
+    recordings: Mapped[list[Recording]] = relationship(
+        back_populates="call", order_by="Recording.id", passive_deletes=True
+    )
+    callback_requests: Mapped[list[CallbackRequest]] = relationship(
+        back_populates="call", order_by="CallbackRequest.id", passive_deletes=True
+    )
+
+
+class Answer(Base):
+    """Every answer given, in order (``seq`` within the call); none is overwritten.
+
+    A node can be answered again (after a language switch or ``*`` repeat); the latest one
+    per node counts (``repo.latest_answers``), the earlier ones stay for the record.
+    """
+
+    __tablename__ = "answers"
+    __table_args__ = (
+        sa.UniqueConstraint("call_id", "seq"),
+        sa.Index("ix_answers_call_id_node_id", "call_id", "node_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(sa.ForeignKey("calls.id", ondelete="CASCADE"))
+    seq: Mapped[int]  # 1, 2, 3 ... within the call
+    node_id: Mapped[str] = mapped_column(sa.String(100))
+    kind: Mapped[AnswerKind] = mapped_column(_enum(AnswerKind, "kind"))
+    value: Mapped[str] = mapped_column(sa.Text)
+    digits: Mapped[str] = mapped_column(sa.Text, default="")  # the keys pressed, "" if none
+    language: Mapped[str] = mapped_column(sa.String(8))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    call: Mapped[Call] = relationship(back_populates="answers")
+
+
+class Recording(Base):
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(sa.ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    node_id: Mapped[str] = mapped_column(sa.String(100))
+    path: Mapped[str] = mapped_column(sa.Text)
+    duration_seconds: Mapped[float]
+    language: Mapped[str] = mapped_column(sa.String(8))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    call: Mapped[Call] = relationship(back_populates="recordings")
+
+
+class CallbackRequest(Base):
+    """A resident's permission to be contacted, with the consent wording version played."""
+
+    __tablename__ = "callback_requests"
+    __table_args__ = (sa.Index("ix_callback_requests_status_created_at", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(sa.ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    phone_number: Mapped[str | None] = mapped_column(sa.String(32))
+    channel: Mapped[CallbackChannel] = mapped_column(_enum(CallbackChannel, "channel"))
+    time_window: Mapped[str | None] = mapped_column(sa.String(64))
+    interpreter_language: Mapped[str | None] = mapped_column(sa.String(8))
+    consent_version: Mapped[str] = mapped_column(sa.String(32))
+    language: Mapped[str] = mapped_column(sa.String(8))
+    status: Mapped[CallbackStatus] = mapped_column(
+        _enum(CallbackStatus, "status"), default=CallbackStatus.NEW
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    call: Mapped[Call] = relationship(back_populates="callback_requests")
+
+
+class OptOut(Base):
+    """The do-not-call list: one row per number (E.164). Survives the purge of its call."""
+
+    __tablename__ = "opt_outs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone_number: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    source: Mapped[OptOutSource] = mapped_column(_enum(OptOutSource, "source"))
+    call_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("calls.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
