@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ivr.config import Settings, dump_toml, load_settings
+from ivr.config import Settings, dump_toml, load_settings, toml_value
 from ivr.credentials import Credentials, ensure_credentials, load_credentials
 from ivr.pbx.process import PbxController
 from ivr.telephony.ami import AmiClient
 from ivr.telephony.ari import AriClient, ari_client
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from ivr.flows.model import Flow
+    from ivr.store.call_store import DbCallStore
+    from ivr.telephony.prompt_media import PromptMedia
+    from ivr.telephony.service import TelephonyService
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,46 @@ class App:
     def ari(self) -> AriClient:
         return ari_client(self.settings, self.credentials)
 
+    def telephony(self, node_name: str | None = None) -> TelephonyParts:
+        """The telephony service with its database, prompts and lines, ready to ``start()``."""
+        import socket
+
+        from ivr.flows.loader import load_flow
+        from ivr.speech.prompts import PromptStore
+        from ivr.store.call_store import DbCallStore
+        from ivr.store.db import make_engine, make_session_factory
+        from ivr.store.migrate import check_current
+        from ivr.telephony.prompt_media import PromptMedia
+        from ivr.telephony.service import Line, TelephonyService
+
+        settings = self.settings
+        check_current(settings.database_url)
+        engine = make_engine(settings.database_url, echo=settings.database.echo)
+        node = (
+            node_name
+            or settings.telephony.node_name
+            or f"{socket.gethostname()}:{settings.pbx.sip_port}"
+        )
+        store = DbCallStore(make_session_factory(engine), node)
+        prompts = PromptMedia(PromptStore(settings.cache_dir / "prompts"))
+        flows: dict[str, Flow] = {}
+        lines: dict[str, Line] = {}
+        for spec in settings.lines:
+            flow = load_flow(spec.flow)
+            flows.setdefault(flow.id, flow)
+            lines[spec.number] = Line(spec.number, flows[flow.id], spec.language or None)
+        for flow in flows.values():
+            prompts.prerender(flow)
+        service = TelephonyService(
+            self.ari(),
+            store,
+            prompts,
+            lines,
+            self.pbx().recordings_dir,
+            max_call_seconds=settings.telephony.max_call_seconds,
+        )
+        return TelephonyParts(service, store, prompts, flows, engine)
+
     async def ami(self) -> AmiClient:
         pbx = self.settings.pbx
         return await AmiClient.connect(
@@ -30,6 +79,20 @@ class App:
             self.credentials.ami_username,
             self.credentials.ami_password,
         )
+
+
+@dataclass
+class TelephonyParts:
+    service: TelephonyService
+    store: DbCallStore
+    prompts: PromptMedia
+    flows: dict[str, Flow]
+    engine: Engine
+
+    async def close(self) -> None:
+        await self.service.stop()
+        self.store.close()
+        self.engine.dispose()
 
 
 def load_app(settings: Settings | None = None) -> App:
@@ -41,6 +104,13 @@ def load_app(settings: Settings | None = None) -> App:
 CONFIG_HEADER = """ivr configuration. Precedence: defaults < this file < IVR_* environment
 (IVR_<SECTION>_<KEY>, e.g. IVR_PBX_SIP_PORT=5070). Secrets are in secrets.toml.
 See README.md for every setting."""
+
+
+LINES_HEADER = """
+# Inbound lines: the number callers dial, the flow that answers, its language
+# ("" = the flow's default or its language menu). Relative paths: from this file's folder.
+[lines]
+"""
 
 
 def init(settings: Settings | None = None) -> tuple[App, list[str]]:
@@ -64,11 +134,16 @@ def init(settings: Settings | None = None) -> tuple[App, list[str]]:
                         "rtp_start": pbx.rtp_start,
                         "rtp_end": pbx.rtp_end,
                         "softphones": pbx.softphones,
-                        "inbound_numbers": list(pbx.inbound_numbers),
                         "trunk_host": pbx.trunk_host,
                     }
                 },
                 header=CONFIG_HEADER,
+            )
+            + LINES_HEADER
+            + "".join(
+                f'"{line.number}" = {{ flow = {toml_value(str(line.flow))}, '
+                f"language = {toml_value(line.language)} }}\n"
+                for line in settings.lines
             )
         )
         done.append(f"wrote {config}")

@@ -97,6 +97,32 @@ def cmd_softphone(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_telephony(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from ivr.bootstrap import load_app
+
+    app = load_app()
+
+    async def serve() -> None:
+        parts = app.telephony()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await parts.service.start()
+        lines = ", ".join(f"{n} -> {line.flow.id}" for n, line in parts.service.lines.items())
+        _print(f"telephony worker {parts.store.node_name} is running; lines: {lines}")
+        try:
+            await stop.wait()
+        finally:
+            await parts.close()
+
+    asyncio.run(serve())
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ivr.demo import run_demo
 
@@ -207,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("softphone", help="print softphone account settings")
     p.add_argument("--format", choices=["all", "baresip", "linphone", "zoiper"], default="all")
     p.set_defaults(func=cmd_softphone)
+
+    p = sub.add_parser("telephony", help="run the telephony worker (call flows on Asterisk)")
+    p.set_defaults(func=cmd_telephony)
 
     p = sub.add_parser("demo", help="start the PBX and call simulated residents")
     p.add_argument(

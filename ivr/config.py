@@ -59,13 +59,15 @@ class PbxSettings:
     trunk_register: bool = False
     trunk_from_domain: str = ""
     # Numbers callers may dial to reach us (DIDs); a softphone may dial any of them.
-    inbound_numbers: tuple[str, ...] = ("100", "101", "102")
+    inbound_numbers: tuple[str, ...] = ()  # extra DIDs beyond [lines] (answered: not in service)
 
 
 @dataclass(frozen=True)
 class TelephonySettings:
     ari_reconnect_min: float = 0.2
     ari_reconnect_max: float = 5.0
+    max_call_seconds: float = 3600.0  # a call is hung up after this long, whatever happens
+    node_name: str = ""  # this worker's name in the database; empty: host:sip_port
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,27 @@ class DatabaseSettings:
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
 
 
+EXAMPLE_FLOWS = Path(__file__).resolve().parents[1] / "examples" / "flows"
+
+
+@dataclass(frozen=True)
+class LineSettings:
+    """An inbound number and the flow that answers it (``[lines]`` in the config file)."""
+
+    number: str
+    flow: Path
+    language: str = ""  # empty: the flow's default language (or its language menu)
+
+
+def default_lines() -> tuple[LineSettings, ...]:
+    """The demo lines: the survey call-in line in Finnish and Swedish, the housing line."""
+    return (
+        LineSettings("100", EXAMPLE_FLOWS / "survey-call-in.yaml", "fi"),
+        LineSettings("101", EXAMPLE_FLOWS / "survey-call-in.yaml", "sv"),
+        LineSettings("102", EXAMPLE_FLOWS / "housing-line.yaml", ""),
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
@@ -87,6 +110,7 @@ class Settings:
     pbx: PbxSettings = field(default_factory=PbxSettings)
     telephony: TelephonySettings = field(default_factory=TelephonySettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    lines: tuple[LineSettings, ...] = field(default_factory=default_lines)
 
     @property
     def config_file(self) -> Path:
@@ -95,6 +119,13 @@ class Settings:
     @property
     def tree_dir(self) -> Path:
         return Path(self.pbx.tree_dir) if self.pbx.tree_dir else self.cache_dir / "asterisk-sid"
+
+    @property
+    def inbound_numbers(self) -> tuple[str, ...]:
+        """Every number the PBX routes into our application: the lines and pbx.inbound_numbers."""
+        numbers = dict.fromkeys([line.number for line in self.lines])
+        numbers.update(dict.fromkeys(self.pbx.inbound_numbers))
+        return tuple(numbers)
 
     @property
     def database_url(self) -> str:
@@ -196,6 +227,8 @@ def _validate(settings: Settings) -> None:
     if settings.log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level: {settings.log_level!r} is not one of {sorted(LOG_LEVELS)}")
     tel = settings.telephony
+    if tel.max_call_seconds < 60:
+        raise ConfigError("telephony.max_call_seconds: must be at least 60")
     if not 0 < tel.ari_reconnect_min <= tel.ari_reconnect_max:
         raise ConfigError("telephony.ari_reconnect_min: must be > 0 and <= ari_reconnect_max")
     url = settings.database.url
@@ -209,6 +242,41 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"database.url: unsupported database {scheme!r}; {expected}")
 
 
+LINE_KEYS = {"flow", "language"}
+
+
+def _parse_lines(raw: Any, origin: str) -> tuple[LineSettings, ...]:
+    """``[lines]``: ``"100" = { flow = "flows/survey.yaml", language = "fi" }`` per number.
+
+    A relative flow path is relative to the config file's folder.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: [lines] must be a table of numbers")
+    base = Path(origin).parent if origin != "overrides" else Path.cwd()
+    lines = []
+    for number, spec in raw.items():
+        where = f"{origin}: lines.{number}"
+        if not number or not all(c.isdigit() or c == "+" for c in number):
+            raise ConfigError(f"{where}: {number!r} is not a dialable number")
+        if not isinstance(spec, dict):
+            raise ConfigError(f'{where}: expected {{ flow = "FILE", language = "fi" }}')
+        unknown = set(spec) - LINE_KEYS
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown setting {sorted(unknown)[0]} "
+                f"(allowed: {', '.join(sorted(LINE_KEYS))})"
+            )
+        flow = spec.get("flow")
+        if not isinstance(flow, str) or not flow:
+            raise ConfigError(f"{where}.flow: expected the path of a flow file")
+        language = spec.get("language", "")
+        if not isinstance(language, str) or language not in ("", "fi", "sv", "en"):
+            raise ConfigError(f"{where}.language: expected fi, sv or en, got {language!r}")
+        path = Path(flow).expanduser()
+        lines.append(LineSettings(number, path if path.is_absolute() else base / path, language))
+    return tuple(lines)
+
+
 def _apply(
     values: dict[str, Any],
     sections: dict[str, dict[str, Any]],
@@ -217,7 +285,9 @@ def _apply(
 ) -> None:
     top_types = _field_types(Settings)
     for key, value in raw.items():
-        if key in SECTIONS:
+        if key == "lines":
+            values["lines"] = _parse_lines(value, origin)
+        elif key in SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(f"{origin}: [{key}] must be a table")
             types = _field_types(SECTIONS[key])

@@ -38,7 +38,7 @@ def accounts(settings: Settings, creds: Credentials) -> list[SoftphoneAccount]:
 
 def describe(settings: Settings, creds: Credentials, fmt: str = "all") -> str:
     out: list[str] = []
-    numbers = ", ".join(settings.pbx.inbound_numbers) or "(none configured)"
+    numbers = ", ".join(settings.inbound_numbers) or "(none configured)"
     for acc in accounts(settings, creds):
         if fmt in ("all", "baresip"):
             out.append(f"# baresip: add this line to ~/.baresip/accounts ({acc.username})")

@@ -15,7 +15,15 @@ NodeKind = Literal[
     "say", "language", "choice", "scale", "number", "open", "callback", "transfer", "end"
 ]
 NODE_KINDS: tuple[str, ...] = (
-    "say", "language", "choice", "scale", "number", "open", "callback", "transfer", "end"
+    "say",
+    "language",
+    "choice",
+    "scale",
+    "number",
+    "open",
+    "callback",
+    "transfer",
+    "end",
 )
 DTMF_KEYS = "0123456789*#"
 

@@ -146,7 +146,12 @@ class PbxController:
         ):
             path.mkdir(parents=True, exist_ok=True)
         os.chmod(dirs.etc, 0o700)
-        files = render_all(self.settings.pbx, self.credentials, dirs)
+        files = render_all(
+            self.settings.pbx,
+            self.credentials,
+            dirs,
+            inbound_numbers=self.settings.inbound_numbers,
+        )
         for name, text in files.items():
             target = dirs.etc / name
             tmp = target.with_suffix(".tmp")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,11 @@ def template_dir() -> Path:
 
 
 def render_all(
-    pbx: PbxSettings, creds: Credentials, dirs: PbxDirs, templates: Path | None = None
+    pbx: PbxSettings,
+    creds: Credentials,
+    dirs: PbxDirs,
+    templates: Path | None = None,
+    inbound_numbers: Sequence[str] | None = None,
 ) -> dict[str, str]:
     """Every config file's name and rendered text."""
     source = templates or template_dir()
@@ -60,6 +65,9 @@ def render_all(
     loopback = not pbx.trunk_host
     context: dict[str, Any] = {
         "pbx": pbx,
+        "inbound_numbers": list(
+            pbx.inbound_numbers if inbound_numbers is None else inbound_numbers
+        ),
         "creds": creds,
         "dirs": dirs,
         "loopback": pbx.bind_address.startswith("127.") or pbx.bind_address == "::1",

@@ -73,7 +73,12 @@ class CallStatus(enum.StrEnum):
     OPTED_OUT = "opted_out"  # pressed the opt-out key
     TRANSFERRED = "transferred"  # handed to a human
     INTERRUPTED = "interrupted"  # the worker running it stopped or died mid-call
-    FAILED = "failed"  # a technical failure
+    FAILED = "failed"  # a technical failure (the SIP/Q.850 cause is kept)
+    # Outbound calls that were never answered:
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    DECLINED = "declined"  # SIP 603 / call rejected
+    UNALLOCATED = "unallocated"  # the number does not exist
 
 
 class AnswerKind(enum.StrEnum):

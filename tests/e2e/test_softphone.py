@@ -49,7 +49,7 @@ def test_printed_account_line_registers(pbx_app: App) -> None:
 def test_call_inbound_number_with_dtmf(pbx_app: App) -> None:
     account = _account(pbx_app, "softphone1")
     number = "100"
-    assert number in pbx_app.settings.pbx.inbound_numbers
+    assert number in pbx_app.settings.inbound_numbers
 
     async def scenario(phone: Baresip) -> None:
         ari = pbx_app.ari()

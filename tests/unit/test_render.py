@@ -22,7 +22,7 @@ DIRS = PbxDirs(
 
 def test_loopback_render_uses_ports_secrets_and_simulated_residents() -> None:
     pbx = PbxSettings(sip_port=15060, ami_port=15038, ari_port=15088)
-    files = render_all(pbx, CREDS, DIRS)
+    files = render_all(pbx, CREDS, DIRS, inbound_numbers=("100", "+35829123"))
     assert {
         "asterisk.conf",
         "pjsip.conf",
@@ -48,6 +48,8 @@ def test_loopback_render_uses_ports_secrets_and_simulated_residents() -> None:
     assert "from_user = resident" in pjsip and "[resident](endpoint-common)" in pjsip
     assert "[simulated-residents]" in files["extensions.conf"]
     assert "Stasis(ivr,inbound,100)" in files["extensions.conf"]
+    assert "exten => +35829123,1," in files["extensions.conf"]
+    assert "exten => +35829123,1," in files["extensions.conf"]
     assert "astspooldir => /d/spool" in files["asterisk.conf"]
     assert "noload => chan_iax2.so" in files["modules.conf"]
 

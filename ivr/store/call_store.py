@@ -1,0 +1,176 @@
+"""The database side of the telephony service (the ``CallStore`` port), over ``repo``.
+
+SQLAlchemy is synchronous; the telephony loop must not wait on the database, so every write
+runs in a small thread pool (one thread for SQLite, whose writers queue anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from ivr.flows import engine as fe
+from ivr.flows.model import Flow
+from ivr.store import repo
+from ivr.store.models import Call, CallStatus
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CALLBACK_FIELDS = {"channel", "time_window", "interpreter"}
+
+
+class DbCallStore:
+    def __init__(self, factory: sessionmaker[Session], node_name: str) -> None:
+        self.factory = factory
+        self.node_name = node_name
+        bind = factory.kw.get("bind")
+        sqlite = bind is not None and bind.dialect.name == "sqlite"
+        self._pool = ThreadPoolExecutor(max_workers=1 if sqlite else 4, thread_name_prefix="ivr-db")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    async def _run(self, work: Callable[[Session], T]) -> T:
+        def job() -> T:
+            with self.factory.begin() as session:
+                return work(session)
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, job)
+
+    # ------------------------------------------------------------------ CallStore
+    async def create(
+        self,
+        *,
+        call_id: str,
+        direction: str,
+        flow: Flow,
+        channel_id: str,
+        line_number: str | None,
+        remote_number: str | None,
+        language: str,
+    ) -> None:
+        await self._run(
+            lambda s: repo.create_call(
+                s,
+                call_id=call_id,
+                direction=direction,
+                flow_id=flow.id,
+                flow_version=flow.version,
+                channel_id=channel_id,
+                node_name=self.node_name,
+                language=language,
+                line_number=line_number,
+                remote_number=remote_number,
+                anonymous=flow.anonymous,
+            )
+        )
+
+    async def answered(self, call_id: str) -> None:
+        await self._run(lambda s: repo.mark_answered(s, call_id))
+
+    async def progress(self, call_id: str, node_id: str | None, language: str) -> None:
+        await self._run(lambda s: repo.set_progress(s, call_id, node_id=node_id, language=language))
+
+    async def answer(self, call_id: str, action: fe.SaveAnswer) -> None:
+        def work(s: Session) -> None:
+            repo.save_answer(
+                s,
+                call_id,
+                node_id=action.node_id,
+                kind=action.kind,
+                value=action.value,
+                language=action.language,
+                digits=action.digits,
+            )
+            if action.kind == "open":
+                repo.save_recording(
+                    s,
+                    call_id,
+                    node_id=action.node_id,
+                    path=action.value,
+                    duration_seconds=action.seconds or 0.0,
+                    language=action.language,
+                )
+
+        await self._run(work)
+
+    async def callback(
+        self, call_id: str, action: fe.SaveCallback, phone_number: str | None
+    ) -> None:
+        fields = dict(action.fields)
+        interpreter = fields.get("interpreter")
+        await self._run(
+            lambda s: repo.save_callback(
+                s,
+                call_id,
+                channel=fields.get("channel", "phone"),
+                consent_version=action.consent_version,
+                language=action.language,
+                phone_number=phone_number,
+                time_window=fields.get("time_window"),
+                interpreter_language=None if interpreter in (None, "none") else interpreter,
+            )
+        )
+
+    async def opt_out(self, call_id: str, phone_number: str) -> None:
+        try:
+            await self._run(
+                lambda s: repo.add_opt_out(s, phone_number, source="in_call", call_id=call_id)
+            )
+        except ValueError as exc:  # not an E.164 number (e.g. a softphone's name)
+            log.warning("opt-out of %r not stored: %s", phone_number, exc)
+
+    async def ended(
+        self, call_id: str, status: str, node_id: str | None, cause: int | None
+    ) -> None:
+        def work(s: Session) -> None:
+            if node_id is not None:
+                repo.set_progress(s, call_id, node_id=node_id)
+            repo.end_call(s, call_id, status, cause=cause)
+
+        await self._run(work)
+
+    async def not_answered(
+        self, call_id: str, outcome: str, cause: int | None, sip_code: int | None
+    ) -> None:
+        status = outcome if outcome in {m.value for m in CallStatus} else CallStatus.FAILED
+        await self._run(lambda s: repo.end_call(s, call_id, status, cause=cause))
+
+    async def interrupt_orphans(self, live_call_ids: set[str]) -> int:
+        def work(s: Session) -> int:
+            stale = [
+                c.id for c in repo.active_calls(s, self.node_name) if c.id not in live_call_ids
+            ]
+            for call_id in stale:
+                repo.end_call(s, call_id, CallStatus.INTERRUPTED)
+            return len(stale)
+
+        return await self._run(work)
+
+    # ------------------------------------------------------------------ reading (tests, UI)
+    def call(self, call_id: str) -> Call | None:
+        with self.factory() as s:
+            call = repo.get_call(s, call_id)
+            if call is not None:
+                s.expunge_all()
+            return call
+
+    def newest_call_id(self) -> str | None:
+        with self.factory() as s:
+            return s.scalar(sa.select(Call.id).order_by(Call.started_at.desc()).limit(1))
+
+    def is_opted_out(self, phone_number: str) -> bool:
+        with self.factory() as s:
+            return repo.is_opted_out(s, phone_number)
+
+    def count_calls(self) -> int:
+        with self.factory() as s:
+            return int(s.scalar(sa.select(sa.func.count()).select_from(Call)) or 0)

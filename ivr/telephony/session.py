@@ -1,0 +1,300 @@
+"""Run one flow on one channel: ARI events in, engine actions out.
+
+The session owns no call logic: it translates ARI events into engine events, feeds the pure
+engine, and carries out the actions it returns (play, timers, record, transfer, hang up,
+store answers) through the ARI client and a recorder (the database port).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from ivr.flows import engine as fe
+from ivr.flows.model import Flow, Prompt
+from ivr.telephony.ari import AriClient, AriError, AriEvent
+
+log = logging.getLogger(__name__)
+
+
+class CallRecorder(Protocol):
+    """What a call session stores (implemented over the database in ivr.telephony.recorder)."""
+
+    async def answered(self, call_id: str) -> None: ...
+    async def progress(self, call_id: str, node_id: str | None, language: str) -> None: ...
+    async def answer(self, call_id: str, action: fe.SaveAnswer) -> None: ...
+    async def callback(
+        self, call_id: str, action: fe.SaveCallback, phone_number: str | None
+    ) -> None: ...
+    async def opt_out(self, call_id: str, phone_number: str) -> None: ...
+    async def ended(
+        self, call_id: str, status: str, node_id: str | None, cause: int | None
+    ) -> None: ...
+
+
+class PromptResolver(Protocol):
+    def media(self, flow: Flow, prompt: Prompt, language: str) -> str:
+        """An ARI media URI (``sound:/abs/path`` without extension) for the prompt."""
+        ...
+
+
+@dataclass
+class SessionInfo:
+    call_id: str
+    channel_id: str
+    flow: Flow
+    language: str | None
+    remote_number: str | None  # None on anonymous lines
+    recordings_dir: Path
+
+
+def wav_seconds(path: Path) -> float:
+    try:
+        with wave.open(str(path), "rb") as wav:
+            return wav.getnframes() / float(wav.getframerate() or 8000)
+    except (OSError, wave.Error, EOFError):
+        return 0.0
+
+
+def _target_channel(data: dict[str, object], key: str) -> str | None:
+    obj = data.get(key)
+    if isinstance(obj, dict):
+        uri = str(obj.get("target_uri", ""))
+        if uri.startswith("channel:"):
+            return uri.split(":", 1)[1]
+    return None
+
+
+def event_channel(event: AriEvent) -> str | None:
+    """The channel an ARI event is about (playbacks and recordings name it in target_uri)."""
+    return (
+        event.channel_id
+        or _target_channel(event.data, "playback")
+        or _target_channel(event.data, "recording")
+    )
+
+
+class CallSession:
+    """One call running one flow. Feed it ARI events with ``on_ari_event``; await ``run``."""
+
+    #: After the flow ends, wait this long for a recording that was cut by the hang-up.
+    RECORDING_GRACE = 5.0
+
+    def __init__(
+        self,
+        ari: AriClient,
+        info: SessionInfo,
+        prompts: PromptResolver,
+        recorder: CallRecorder,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_call_seconds: float = 3600.0,
+    ) -> None:
+        self.ari = ari
+        self.info = info
+        self.prompts = prompts
+        self.recorder = recorder
+        self.clock = clock
+        self.max_call_seconds = max_call_seconds
+        self.state = fe.initial_state(info.flow)
+        self.events: asyncio.Queue[fe.Event] = asyncio.Queue()
+        self._playback: tuple[str, int] | None = None  # (playback id, token)
+        self._recording: tuple[str, int] | None = None  # (name, token)
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._hangup_cause: int | None = None
+        self._hung_up = False
+        self.status: str | None = None
+        self.bridged: tuple[str, str] | None = None  # (agent channel, bridge) after a transfer
+
+    # ------------------------------------------------------------------ events in
+    def on_ari_event(self, event: AriEvent) -> None:
+        t = event.type
+        if t == "ChannelDtmfReceived" and event.digit:
+            self.events.put_nowait(fe.Digit(event.digit))
+        elif t in ("PlaybackFinished", "PlaybackFailed"):
+            pid = event.data.get("playback", {}).get("id")
+            if self._playback and pid == self._playback[0]:
+                token = self._playback[1]
+                self._playback = None
+                self.events.put_nowait(fe.PromptDone(token))
+        elif t in ("RecordingFinished", "RecordingFailed"):
+            name = event.data.get("recording", {}).get("name")
+            if self._recording and name == self._recording[0]:
+                _, token = self._recording
+                self._recording = None
+                path = self.info.recordings_dir / f"{name}.wav"
+                self.events.put_nowait(fe.RecordingDone(token, str(path), wav_seconds(path)))
+        elif t in ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest"):
+            if t == "ChannelDestroyed" or self._hangup_cause is None:
+                cause = event.data.get("cause")
+                self._hangup_cause = cause if isinstance(cause, int) else self._hangup_cause
+            if not self._hung_up:
+                self._hung_up = True
+                self.events.put_nowait(fe.HungUp())
+
+    # ------------------------------------------------------------------ the loop
+    async def run(self) -> str:
+        """Run the flow to its end; returns the call's final status."""
+        info = self.info
+        await self.recorder.answered(info.call_id)
+        await self._feed(fe.Answered(info.language))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_call_seconds
+        try:
+            while self.state.phase != "ended":
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    log.warning(
+                        "call %s ran past %s s: hanging up", info.call_id, self.max_call_seconds
+                    )
+                    await self._hangup()
+                    await self._feed(fe.HungUp())
+                    break
+                try:
+                    event = await asyncio.wait_for(self.events.get(), remaining)
+                except TimeoutError:
+                    continue
+                await self._feed(event)
+            if self.state.recording_token:
+                await self._wait_for_cut_recording()
+        finally:
+            self._cancel_timer()
+            for task in list(self._tasks):
+                task.cancel()
+        return self.status or "partial"
+
+    async def _wait_for_cut_recording(self) -> None:
+        """The caller hung up while speaking: keep what Asterisk recorded."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.RECORDING_GRACE
+        while self.state.recording_token and loop.time() < end:
+            try:
+                event = await asyncio.wait_for(self.events.get(), end - loop.time())
+            except TimeoutError:
+                break
+            if isinstance(event, fe.RecordingDone):
+                await self._feed(event)
+
+    async def _feed(self, event: fe.Event) -> None:
+        before = (self.state.node_id, self.state.language)
+        self.state, actions = fe.step(self.info.flow, self.state, event, self.clock())
+        for action in actions:
+            await self._do(action)
+        after = (self.state.node_id, self.state.language)
+        if after != before and self.state.phase != "ended":
+            await self.recorder.progress(self.info.call_id, *after)
+
+    # ------------------------------------------------------------------ actions out
+    async def _do(self, action: fe.Action) -> None:
+        info = self.info
+        ch = info.channel_id
+        try:
+            if isinstance(action, fe.Play):
+                await self._play(action)
+            elif isinstance(action, fe.StopPlayback):
+                if self._playback is not None:
+                    pid, _ = self._playback
+                    self._playback = None
+                    await self.ari.stop_playback(pid)
+            elif isinstance(action, fe.StartTimer):
+                self._cancel_timer()
+                self._timer = asyncio.get_running_loop().call_later(
+                    action.seconds, self.events.put_nowait, fe.TimerFired(action.token)
+                )
+            elif isinstance(action, fe.Record):
+                name = f"{info.call_id}-{action.node_id}-{action.token}"
+                self._recording = (name, action.token)
+                await self.ari.record(
+                    ch,
+                    name,
+                    max_duration=action.max_seconds,
+                    max_silence=action.silence_seconds,
+                    beep=action.beep,
+                    terminate_on="#",
+                )
+            elif isinstance(action, fe.SaveAnswer):
+                await self.recorder.answer(info.call_id, action)
+            elif isinstance(action, fe.SaveCallback):
+                await self.recorder.callback(info.call_id, action, info.remote_number)
+            elif isinstance(action, fe.SetLanguage):
+                pass  # stored with the progress after the step
+            elif isinstance(action, fe.OptOut):
+                if info.remote_number:
+                    await self.recorder.opt_out(info.call_id, info.remote_number)
+            elif isinstance(action, fe.Transfer):
+                task = asyncio.create_task(self._transfer(action))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            elif isinstance(action, fe.Hangup):
+                self._cancel_timer()
+                await self._hangup()
+            elif isinstance(action, fe.EndCall):
+                self._cancel_timer()
+                self.status = action.status
+                await self.recorder.ended(
+                    info.call_id, action.status, self.state.node_id, self._hangup_cause
+                )
+        except AriError as exc:
+            if exc.status == 404:  # the channel is gone: the hang-up event follows
+                log.info("call %s: %s", info.call_id, exc)
+                if not self._hung_up:
+                    self._hung_up = True
+                    self.events.put_nowait(fe.HungUp())
+            else:
+                raise
+
+    async def _play(self, action: fe.Play) -> None:
+        if not action.prompts:
+            self.events.put_nowait(fe.PromptDone(action.token))
+            return
+        media = [self.prompts.media(self.info.flow, p, action.language) for p in action.prompts]
+        pid = f"{self.info.call_id}-p{action.token}"
+        self._playback = (pid, action.token)
+        await self.ari.play(self.info.channel_id, media, playback_id=pid)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def _hangup(self) -> None:
+        with contextlib.suppress(AriError):
+            await self.ari.hangup(self.info.channel_id)
+
+    async def _transfer(self, action: fe.Transfer) -> None:
+        """Ring the endpoint; when it answers, bridge it with the caller."""
+        ari, ch = self.ari, self.info.channel_id
+        agent_id = f"{self.info.call_id}-agent{action.token}"
+        answered = ari.expect(lambda e: e.type == "StasisStart" and e.channel_id == agent_id)
+        gone = ari.expect(lambda e: e.type == "ChannelDestroyed" and e.channel_id == agent_id)
+        connected = False
+        try:
+            await ari.originate(
+                action.endpoint,
+                app_args=["transfer", self.info.call_id],
+                timeout=action.ring_seconds,
+                channel_id=agent_id,
+            )
+            done, _ = await asyncio.wait(
+                {answered, gone},
+                timeout=action.ring_seconds + 5,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if answered in done:
+                bridge = await ari.create_bridge(bridge_id=f"{self.info.call_id}-bridge")
+                await ari.add_to_bridge(bridge, [ch, agent_id])
+                self.bridged = (agent_id, bridge)
+                connected = True
+        except AriError as exc:
+            log.warning("transfer of %s to %s failed: %s", self.info.call_id, action.endpoint, exc)
+        finally:
+            for fut in (answered, gone):
+                fut.cancel()
+        self.events.put_nowait(fe.TransferDone(action.token, connected))

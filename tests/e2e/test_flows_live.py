@@ -1,0 +1,236 @@
+"""Call flows end to end on the real Asterisk: a real softphone calls the call-in line,
+simulated residents answer outbound survey calls. Answers land in the database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydub import AudioSegment
+
+from ivr.bootstrap import App
+from ivr.config import EXAMPLE_FLOWS
+from ivr.flows.loader import load_flow
+from ivr.flows.model import Flow
+from ivr.softphone import accounts
+from ivr.store.models import Call
+from ivr.telephony import personas as P
+from ivr.telephony.service import OutboundCall
+from tests.support.baresip import Baresip
+from tests.support.flowscript import BARGE_IN, plan_steps, prompt_seconds
+from tests.support.telephony import ServiceThread
+
+pytestmark = pytest.mark.pbx
+
+SURVEY_ANSWERS = {
+    "services": "4",
+    "develop-area": "transport",
+    "recommend": "yes",
+    "age-group": "30-49",
+    "contact": "requested",
+}
+
+
+@pytest.fixture(scope="module")
+def svc(pbx_instance: tuple[App, dict[str, str]]) -> Iterator[ServiceThread]:
+    app, _ = pbx_instance
+    if app.pbx().pid() is None:
+        app.pbx().start()
+    with ServiceThread(app) as thread:
+        yield thread
+
+
+def _flow(svc: ServiceThread, flow_id: str) -> Flow:
+    """A flow for outbound calls (campaigns name theirs; here: the example file)."""
+    if flow_id not in svc.parts.flows:
+        flow = load_flow(EXAMPLE_FLOWS / f"{flow_id}.yaml")
+        svc.parts.prompts.prerender(flow)
+        svc.parts.flows[flow_id] = flow
+    return svc.parts.flows[flow_id]
+
+
+def _call(svc: ServiceThread, call_id: str) -> Call:
+    call = svc.parts.store.call(call_id)
+    assert call is not None, f"no call {call_id} in the database"
+    return call
+
+
+def _latest(call: Call) -> dict[str, str]:
+    answers: dict[str, str] = {}
+    for a in sorted(call.answers, key=lambda a: a.seq):
+        answers[a.node_id] = a.value
+    return answers
+
+
+def _speech_wav(path: Path, app: App, seconds: int) -> Path:
+    """The English sim answer repeated with pauses: a softphone's voice for ``seconds``."""
+    one = AudioSegment.from_wav(app.pbx().root / "sim-audio" / "01.wav")
+    silence = AudioSegment.silent(1000, frame_rate=8000)
+    audio = AudioSegment.empty()
+    while len(audio) < seconds * 1000:
+        audio += one + silence
+    audio.set_frame_rate(8000).set_channels(1).set_sample_width(2).export(path, format="wav")
+    return path
+
+
+def _place(
+    svc: ServiceThread,
+    code: int,
+    serial: int,
+    flow: Flow,
+    steps: list[P.Step],
+    language: str | None = "fi",
+) -> tuple[OutboundCall, str]:
+    async def go() -> tuple[OutboundCall, str]:
+        out = await svc.service.call(
+            P.number_for(code, serial), flow, language, variables=P.script_variables(steps)
+        )
+        status = await asyncio.wait_for(asyncio.shield(out.done), 240)
+        return out, status
+
+    return svc.run(go(), timeout=260)
+
+
+# ----------------------------------------------------------------- call-in line (softphone)
+@pytest.mark.parametrize(("line", "lang_key", "language"), [("100", "1", "fi"), ("101", "2", "sv")])
+def test_softphone_completes_the_call_in_survey(
+    svc: ServiceThread, tmp_path: Path, line: str, lang_key: str, language: str
+) -> None:
+    app = svc.app
+    flow = svc.service.lines[line].flow
+    media = svc.parts.prompts
+    account = next(a for a in accounts(app.settings, app.credentials) if a.username == "softphone2")
+    voice = _speech_wav(tmp_path / "voice.wav", app, 150)
+    before = svc.parts.store.count_calls()
+    with Baresip(account.baresip_line(), audio_file=voice, lifetime=150) as phone:
+        phone.wait_registered(10)
+        phone.dial(line)
+        phone.wait_event("CALL_ESTABLISHED", 10)
+        phone.send_digits(lang_key, gap=BARGE_IN)  # language menu (barge-in)
+        time.sleep(prompt_seconds(media, flow, "welcome", language) + 1.0)
+        for key in "4", "3", "1", "2":  # services, develop-area, recommend, age-group
+            phone.send_digits(key, gap=BARGE_IN)
+        time.sleep(prompt_seconds(media, flow, "develop-open", language) + 1.5)
+        time.sleep(4.0)  # speak into the recording
+        phone.send_digits("#")  # ...and end it
+        phone.send_digits("1122", gap=BARGE_IN)  # consent, phone, afternoon, Arabic
+        phone.wait_event("CALL_CLOSED", 60)
+    call_id = svc.run(_wait_for_new_call(svc, before))
+    call = _call(svc, call_id)
+    assert call.status.value == "completed", (call.status, _latest(call))
+    assert call.direction.value == "inbound" and call.line_number == line
+    assert call.remote_number == "softphone2"
+    assert call.language == language
+    answers = _latest(call)
+    assert answers["lang"] == language
+    for node_id, value in SURVEY_ANSWERS.items():
+        assert answers[node_id] == value, (node_id, answers)
+    assert {a.language for a in call.answers if a.node_id != "lang"} == {language}
+    (recording,) = call.recordings
+    assert recording.node_id == "develop-open"
+    path = Path(recording.path)
+    assert path.exists()
+    assert 2.0 <= recording.duration_seconds <= 8.0, recording.duration_seconds
+    with wave.open(str(path)) as wav:
+        assert wav.getframerate() == 8000
+    audio = AudioSegment.from_wav(path)
+    assert max(chunk.dBFS for chunk in audio[::250]) > -30, "the recording holds no speech"
+    (request,) = call.callback_requests
+    assert (request.channel.value, request.time_window, request.interpreter_language) == (
+        "phone",
+        "afternoon",
+        "ar",
+    )
+    assert request.consent_version == flow.nodes["contact"].consent_version
+    assert request.phone_number == "softphone2" and request.language == language
+
+
+async def _wait_for_new_call(svc: ServiceThread, before: int) -> str:
+    for _ in range(100):
+        newest = svc.parts.store.newest_call_id()
+        if svc.parts.store.count_calls() > before and newest:
+            call = svc.parts.store.call(newest)
+            if call is not None and call.status.value != "active":
+                return newest
+        await asyncio.sleep(0.1)
+    raise AssertionError("the call did not end in the database")
+
+
+# ----------------------------------------------------------------- outbound (simulated)
+FULL_SURVEY = [
+    ("intro", ""),
+    ("lang", "1"),
+    ("how-to", ""),
+    ("services", "4"),
+    ("develop-area", "3"),
+    ("recommend", "1"),
+    ("age-group", "2"),
+    ("develop-open", "speak"),
+    ("contact", "1123"),
+]
+
+
+def test_simulated_resident_completes_the_outbound_survey(svc: ServiceThread) -> None:
+    flow = _flow(svc, "strategy-survey")
+    steps = plan_steps(svc.parts.prompts, flow, FULL_SURVEY, "fi")
+    out, status = _place(svc, 901, 1, flow, steps)
+    assert status == "completed"
+    call = _call(svc, out.call_id)
+    assert call.status.value == "completed" and call.remote_number == out.number
+    assert call.answered_at is not None and call.ended_at is not None
+    answers = _latest(call)
+    for node_id, value in SURVEY_ANSWERS.items():
+        assert answers[node_id] == value, (node_id, answers)
+    (recording,) = call.recordings
+    spoken = AudioSegment.from_wav(svc.app.pbx().root / "sim-audio" / "01.wav")
+    assert recording.duration_seconds >= len(spoken) / 1000 - 1.0
+    assert max(c.dBFS for c in AudioSegment.from_wav(recording.path)[::250]) > -30
+    (request,) = call.callback_requests
+    assert request.phone_number == out.number and request.channel.value == "phone"
+
+
+def test_hang_up_midway_keeps_the_answers_given(svc: ServiceThread) -> None:
+    flow = _flow(svc, "strategy-survey")
+    plan = [
+        ("intro", ""),
+        ("lang", "2"),
+        ("how-to", ""),
+        ("services", "5"),
+        ("develop-area", "hangup"),
+    ]
+    out, status = _place(svc, 901, 2, flow, plan_steps(svc.parts.prompts, flow, plan, "fi"))
+    assert status == "partial"
+    call = _call(svc, out.call_id)
+    assert call.status.value == "partial"
+    assert call.last_node_id == "develop-area"
+    assert _latest(call) == {"lang": "sv", "services": "5"}
+    assert call.language == "sv"
+
+
+def test_opt_out_key_puts_the_number_on_the_do_not_call_list(svc: ServiceThread) -> None:
+    flow = _flow(svc, "strategy-survey")
+    plan = [("intro", ""), ("lang", "1"), ("how-to", ""), ("services", "0")]
+    out, status = _place(svc, 901, 3, flow, plan_steps(svc.parts.prompts, flow, plan, "fi"))
+    assert status == "opted_out"
+    call = _call(svc, out.call_id)
+    assert call.status.value == "opted_out"
+    assert svc.parts.store.is_opted_out(out.number)
+    assert not svc.parts.store.is_opted_out(P.number_for(901, 4))
+
+
+def test_unanswered_outbound_call_is_recorded_with_its_outcome(svc: ServiceThread) -> None:
+    flow = _flow(svc, "strategy-survey")
+
+    async def go() -> tuple[OutboundCall, str]:
+        out = await svc.service.call(P.number_for(302, 5), flow, "fi")
+        return out, await asyncio.wait_for(asyncio.shield(out.done), 30)
+
+    out, status = svc.run(go())
+    assert status == "busy"
+    call = _call(svc, out.call_id)
+    assert call.status.value == "busy" and call.hangup_cause == 17
+    assert call.answers == [] and call.answered_at is None
