@@ -12,6 +12,9 @@ from ivr.telephony.ami import AmiClient
 from ivr.telephony.ari import AriClient, ari_client
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
     from sqlalchemy.engine import Engine
 
     from ivr.flows.model import Flow
@@ -31,7 +34,9 @@ class App:
     def ari(self) -> AriClient:
         return ari_client(self.settings, self.credentials)
 
-    def telephony(self, node_name: str | None = None) -> TelephonyParts:
+    def telephony(
+        self, node_name: str | None = None, clock: Callable[[], datetime] | None = None
+    ) -> TelephonyParts:
         """The telephony service with its database, prompts and lines, ready to ``start()``."""
         import socket
 
@@ -68,6 +73,7 @@ class App:
             lines,
             self.pbx().recordings_dir,
             max_call_seconds=settings.telephony.max_call_seconds,
+            **({"clock": clock} if clock else {}),
         )
         return TelephonyParts(service, store, prompts, flows, engine)
 

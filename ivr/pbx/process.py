@@ -151,6 +151,7 @@ class PbxController:
             self.credentials,
             dirs,
             inbound_numbers=self.settings.inbound_numbers,
+            call_limit_seconds=int(self.settings.telephony.max_call_seconds) + 60,
         )
         for name, text in files.items():
             target = dirs.etc / name

@@ -51,6 +51,7 @@ def render_all(
     dirs: PbxDirs,
     templates: Path | None = None,
     inbound_numbers: Sequence[str] | None = None,
+    call_limit_seconds: int = 3660,
 ) -> dict[str, str]:
     """Every config file's name and rendered text."""
     source = templates or template_dir()
@@ -68,6 +69,7 @@ def render_all(
         "inbound_numbers": list(
             pbx.inbound_numbers if inbound_numbers is None else inbound_numbers
         ),
+        "call_limit_seconds": call_limit_seconds,
         "creds": creds,
         "dirs": dirs,
         "loopback": pbx.bind_address.startswith("127.") or pbx.bind_address == "::1",

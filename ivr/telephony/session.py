@@ -51,8 +51,15 @@ class SessionInfo:
     channel_id: str
     flow: Flow
     language: str | None
-    remote_number: str | None  # None on anonymous lines
+    remote_number: str | None  # stored on the call; None on anonymous lines
     recordings_dir: Path
+    # The caller's number even on an anonymous line: stored only where the caller asks
+    # for it (a callback request, after the consent wording) or opts out.
+    caller_number: str | None = None
+
+    @property
+    def contact_number(self) -> str | None:
+        return self.remote_number or self.caller_number
 
 
 def wav_seconds(path: Path) -> float:
@@ -222,12 +229,12 @@ class CallSession:
             elif isinstance(action, fe.SaveAnswer):
                 await self.recorder.answer(info.call_id, action)
             elif isinstance(action, fe.SaveCallback):
-                await self.recorder.callback(info.call_id, action, info.remote_number)
+                await self.recorder.callback(info.call_id, action, info.contact_number)
             elif isinstance(action, fe.SetLanguage):
                 pass  # stored with the progress after the step
             elif isinstance(action, fe.OptOut):
-                if info.remote_number:
-                    await self.recorder.opt_out(info.call_id, info.remote_number)
+                if info.contact_number:
+                    await self.recorder.opt_out(info.call_id, info.contact_number)
             elif isinstance(action, fe.Transfer):
                 task = asyncio.create_task(self._transfer(action))
                 self._tasks.add(task)

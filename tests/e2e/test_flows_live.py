@@ -4,9 +4,11 @@ simulated residents answer outbound survey calls. Answers land in the database."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import wave
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -234,3 +236,111 @@ def test_unanswered_outbound_call_is_recorded_with_its_outcome(svc: ServiceThrea
     call = _call(svc, out.call_id)
     assert call.status.value == "busy" and call.hangup_cause == 17
     assert call.answers == [] and call.answered_at is None
+
+
+# ----------------------------------------------------------------- the housing line (102)
+MONDAY_10 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # 10:00 in Helsinki: the desk is open
+SUNDAY_10 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+
+
+def _phone(app: App, name: str, answermode: str = "manual") -> str:
+    account = next(a for a in accounts(app.settings, app.credentials) if a.username == name)
+    return account.baresip_line(answermode=answermode)
+
+
+@contextlib.contextmanager
+def _clock(svc: ServiceThread, when: datetime) -> Iterator[None]:
+    svc.fixed_now = when
+    try:
+        yield
+    finally:
+        svc.fixed_now = None
+
+
+def _run_housing(svc: ServiceThread, caller: Baresip, plan: list[tuple[str, str]]) -> None:
+    """Dial the housing line from a softphone and walk ``plan`` (node, keys)."""
+    flow = svc.service.lines["102"].flow
+    caller.dial("102")
+    caller.wait_event("CALL_ESTABLISHED", 10)
+    for node_id, keys in plan:
+        if flow.nodes[node_id].kind == "say":
+            time.sleep(prompt_seconds(svc.parts.prompts, flow, node_id, "fi") + 0.8)
+        else:
+            caller.send_digits(keys, gap=BARGE_IN)
+
+
+def test_anonymous_housing_line_keeps_no_number_but_the_callback_does(
+    svc: ServiceThread,
+) -> None:
+    with _clock(svc, SUNDAY_10), Baresip(_phone(svc.app, "softphone3"), lifetime=120) as caller:
+        caller.wait_registered(10)
+        before = svc.parts.store.count_calls()
+        _run_housing(
+            svc,
+            caller,
+            [
+                ("lang", "1"),
+                ("menu", "3"),
+                ("homeless-advice", ""),
+                ("next-steps", "2"),
+                ("contact", "112"),
+            ],
+        )
+        caller.wait_event("CALL_CLOSED", 40)
+        call = _call(svc, svc.run(_wait_for_new_call(svc, before)))
+    assert call.status.value == "completed"
+    assert call.remote_number is None and call.line_number == "102"
+    assert _latest(call) == {
+        "lang": "fi",
+        "menu": "homeless_now",
+        "next-steps": "callback",
+        "contact": "requested",
+    }
+    (request,) = call.callback_requests
+    assert request.phone_number == "softphone3"  # given with consent, for the call back
+    assert (request.time_window, request.interpreter_language) == ("morning", "ar")
+
+
+def test_housing_line_transfers_to_a_person_in_opening_hours(svc: ServiceThread) -> None:
+    app = svc.app
+    with (
+        _clock(svc, MONDAY_10),
+        Baresip(_phone(app, "softphone1", answermode="auto"), lifetime=120) as agent,
+        Baresip(_phone(app, "softphone3"), lifetime=120) as caller,
+    ):
+        agent.wait_registered(10)
+        caller.wait_registered(10)
+        before = svc.parts.store.count_calls()
+        _run_housing(
+            svc, caller, [("lang", "1"), ("menu", "1"), ("rent-advice", ""), ("next-steps", "1")]
+        )
+        agent.wait_event("CALL_ESTABLISHED", 40)  # the advisor's phone answered
+        call_id = svc.run(_wait_for_new_call(svc, before))
+        assert _call(svc, call_id).status.value == "transferred"
+        caller.hangup()  # the resident hangs up: the advisor's leg ends too
+        agent.wait_event("CALL_CLOSED", 15)
+    call = _call(svc, call_id)
+    assert _latest(call) == {"lang": "fi", "menu": "rent_arrears", "next-steps": "talk"}
+
+
+def test_housing_desk_closed_offers_a_callback_instead(svc: ServiceThread) -> None:
+    with _clock(svc, SUNDAY_10), Baresip(_phone(svc.app, "softphone3"), lifetime=120) as caller:
+        caller.wait_registered(10)
+        before = svc.parts.store.count_calls()
+        _run_housing(
+            svc,
+            caller,
+            [
+                ("lang", "1"),
+                ("menu", "2"),
+                ("search-advice", ""),
+                ("next-steps", "1"),
+                ("desk-closed", ""),
+                ("contact", "2"),
+            ],
+        )
+        caller.wait_event("CALL_CLOSED", 40)
+        call = _call(svc, svc.run(_wait_for_new_call(svc, before)))
+    answers = _latest(call)
+    assert answers["next-steps"] == "talk" and answers["contact"] == "declined"
+    assert call.callback_requests == [] and call.status.value == "completed"

@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ivr.bootstrap import App
@@ -19,6 +20,7 @@ class ServiceThread:
 
     def __init__(self, app: App) -> None:
         self.app = app
+        self.fixed_now: datetime | None = None  # set to freeze the service's clock
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -26,9 +28,12 @@ class ServiceThread:
         self.service: TelephonyService = self.parts.service
 
     async def _build(self) -> Any:
-        parts = self.app.telephony()
+        parts = self.app.telephony(clock=self._now)
         await parts.service.start()
         return parts
+
+    def _now(self) -> datetime:
+        return self.fixed_now or datetime.now(UTC)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
