@@ -259,7 +259,12 @@ class TelephonyService:
                 await self.ari.answer(channel_id)
             self._start_session(
                 SessionInfo(
-                    call_id, channel_id, line.flow, line.language, remote, self.recordings_dir,
+                    call_id,
+                    channel_id,
+                    line.flow,
+                    line.language,
+                    remote,
+                    self.recordings_dir,
                     caller_number=caller,
                 )
             )
