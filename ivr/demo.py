@@ -1,4 +1,5 @@
-"""`ivr demo`: start the PBX and call a few simulated residents, printing what happened."""
+"""`ivr demo`: start the PBX, call simulated residents (one through a whole survey), print
+what happened; then keep the lines open for softphones (unless ``--once``)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import contextlib
 import signal
 
 from ivr.bootstrap import App, init
+from ivr.config import EXAMPLE_FLOWS
+from ivr.flows.loader import load_flow
 from ivr.pbx import tree
 from ivr.softphone import describe
-from ivr.telephony.ari import AriClient, AriEvent
 from ivr.telephony.calls import CallTracker, place_call
 from ivr.telephony.outcome import Outcome
-from ivr.telephony.personas import number_for
+from ivr.telephony.personas import number_for, script_variables
+from ivr.telephony.simscript import plan_steps
 
 # (persona code, what it does, the outcome we expect, the digits we expect)
 DEMO_CALLS: tuple[tuple[int, str, Outcome, str], ...] = (
@@ -54,30 +57,68 @@ async def _calls(app: App) -> bool:
     return ok
 
 
-async def _serve_inbound(ari: AriClient) -> None:
-    """Answer calls to the inbound numbers: greet, then echo keys to the terminal."""
+DEMO_SURVEY = "strategy-survey"
+DEMO_PLAN = [
+    ("intro", ""),
+    ("lang", "1"),
+    ("how-to", ""),
+    ("services", "4"),
+    ("develop-area", "3"),
+    ("recommend", "1"),
+    ("age-group", "2"),
+    ("develop-open", "speak"),
+    ("contact", "1121"),
+]
 
-    async def on_event(event: AriEvent) -> None:
-        if event.type == "StasisStart" and event.args[:1] == ["inbound"]:
-            caller = event.data["channel"]["caller"]["number"]
-            print(f"inbound call to {event.args[1]} from {caller}", flush=True)
-            await ari.answer(event.channel_id or "")
-            await ari.play(event.channel_id or "", ["sound:hello-world"])
-        elif event.type == "ChannelDtmfReceived":
-            print(f"  key {event.digit}", flush=True)
-        elif event.type == "StasisEnd":
-            print("  call ended", flush=True)
 
-    ari.add_listener(on_event)
-    await ari.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+async def _survey_and_serve(app: App, once: bool) -> bool:
+    """A whole survey call to a simulated resident; then (unless once) serve the lines."""
+    parts = app.telephony()
+    await parts.service.start()
     try:
+        flow = load_flow(EXAMPLE_FLOWS / f"{DEMO_SURVEY}.yaml")
+        parts.prompts.prerender(flow)
+        steps = plan_steps(parts.prompts, flow, DEMO_PLAN, flow.default_language)
+        number = number_for(901, 1)
+        print(
+            f"survey call to {number} (a simulated resident who answers every question; "
+            "about a minute) ...",
+            flush=True,
+        )
+        out = await parts.service.call(number, flow, variables=script_variables(steps))
+        status = await asyncio.wait_for(asyncio.shield(out.done), 300)
+        call = parts.store.call(out.call_id)
+        ok = status == "completed" and call is not None
+        print(f"  -> {status}", flush=True)
+        if call is not None:
+            for answer in sorted(call.answers, key=lambda a: a.seq):
+                print(f"     {answer.node_id:14} {answer.value}", flush=True)
+            for rec in call.recordings:
+                print(f"     recording      {rec.path} ({rec.duration_seconds:.1f} s)")
+            for req in call.callback_requests:
+                print(
+                    f"     callback       {req.channel.value}, {req.time_window}, "
+                    f"interpreter {req.interpreter_language or 'none'}"
+                )
+            ok = ok and len(call.answers) >= 6 and len(call.recordings) == 1
+        if once:
+            return ok
+        print(
+            "\nThe PBX and the telephony worker keep running. Register a softphone and dial "
+            "an inbound line:\n"
+        )
+        print(describe(app.settings, app.credentials))
+        for number, line in parts.service.lines.items():
+            print(f"  {number}: {line.flow.name} ({line.language or 'language menu'})")
+        print("\nPress Ctrl-C to stop.", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        return ok
     finally:
-        await ari.close()
+        await parts.close()
 
 
 def run_demo(once: bool) -> int:
@@ -93,13 +134,10 @@ def run_demo(once: bool) -> int:
     try:
         ok = asyncio.run(_calls(app))
         print("demo calls: all as expected" if ok else "demo calls: FAILED", flush=True)
-        if once:
-            return 0 if ok else 1
-        print("\nThe PBX keeps running. Register a softphone and dial an inbound number:\n")
-        print(describe(app.settings, app.credentials))
-        print("\nPress Ctrl-C to stop.", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve_inbound(app.ari()))
+            survey_ok = asyncio.run(_survey_and_serve(app, once))
+            print("survey call: completed and stored" if survey_ok else "survey call: FAILED")
+            ok = ok and survey_ok
         return 0 if ok else 1
     finally:
         if started_here:

@@ -13,7 +13,7 @@ from ivr.bootstrap import init
 from ivr.config import EXAMPLE_FLOWS, load_settings
 from ivr.flows.loader import load_flow
 from ivr.telephony import personas as P
-from tests.support.flowscript import plan_steps
+from ivr.telephony.simscript import plan_steps
 from tests.support.instance import destroy, instance_env, start_or_fail
 from tests.support.postgres import create_database, drop_database
 from tests.support.telephony import ServiceThread

@@ -134,4 +134,6 @@ def test_demo_once_places_calls_and_exits_zero(env: dict[str, str]) -> None:
     assert "answered" in result.stdout and "keyed '123'" in result.stdout
     assert "busy" in result.stdout and "declined" in result.stdout
     assert "demo calls: all as expected" in result.stdout
+    assert "survey call: completed and stored" in result.stdout
+    assert "develop-open" in result.stdout and "callback       phone" in result.stdout
     assert _processes_using(Path(env["IVR_DATA_DIR"])) == []  # it stopped what it started

@@ -1,4 +1,4 @@
-"""Build a simulated resident's keypad script for a flow from the real prompt lengths."""
+"""A simulated resident's script for a flow, timed from the real prompt lengths (9PP)."""
 
 from __future__ import annotations
 
