@@ -22,8 +22,8 @@ from ivr.softphone import accounts
 from ivr.store.models import Call
 from ivr.telephony import personas as P
 from ivr.telephony.service import OutboundCall
-from tests.support.baresip import Baresip
 from ivr.telephony.simscript import BARGE_IN, plan_steps, prompt_seconds
+from tests.support.baresip import Baresip
 from tests.support.telephony import ServiceThread
 
 pytestmark = pytest.mark.pbx
