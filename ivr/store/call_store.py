@@ -56,6 +56,7 @@ class DbCallStore:
         line_number: str | None,
         remote_number: str | None,
         language: str,
+        attempt_id: str | None = None,
     ) -> None:
         await self._run(
             lambda s: repo.create_call(
@@ -70,6 +71,7 @@ class DbCallStore:
                 line_number=line_number,
                 remote_number=remote_number,
                 anonymous=flow.anonymous,
+                attempt_id=attempt_id,
             )
         )
 

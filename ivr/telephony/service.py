@@ -53,6 +53,7 @@ class CallStore(CallRecorder, Protocol):
         line_number: str | None,
         remote_number: str | None,
         language: str,
+        attempt_id: str | None,
     ) -> None: ...
     async def not_answered(
         self, call_id: str, outcome: str, cause: int | None, sip_code: int | None
@@ -68,6 +69,11 @@ class OutboundCall:
     flow: Flow
     language: str | None
     done: asyncio.Future[str] = field(repr=False)  # the final status
+    started_at: datetime | None = None  # originated
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    cause: int | None = None  # Q.850
+    sip_code: int | None = None
 
 
 class TelephonyService:
@@ -129,6 +135,19 @@ class TelephonyService:
             log.warning("reconcile: cannot list channels: %s", exc)
             return
         app = self.ari.app
+        present = {c["id"] for c in channels}
+        # Calls whose channel vanished while we were not listening (Asterisk restarted).
+        for channel_id, session in list(self.sessions.items()):
+            if channel_id not in present:
+                log.warning("reconcile: channel %s is gone: call interrupted", channel_id)
+                session.interrupt()
+        for channel_id, out in list(self._outbound.items()):
+            if channel_id not in present and channel_id not in self.sessions:
+                self._outbound.pop(channel_id, None)
+                out.ended_at = self.clock()
+                await self.store.not_answered(out.call_id, "interrupted", None, None)
+                if not out.done.done():
+                    out.done.set_result("interrupted")
         owned = set(self.sessions) | set(self._outbound) | set(self.bridges)
         for channel in channels:
             dialplan = channel.get("dialplan", {})
@@ -156,12 +175,19 @@ class TelephonyService:
         caller_id: str | None = None,
         ring_timeout: int = 30,
         variables: Mapping[str, str] | None = None,
+        attempt_id: str | None = None,
     ) -> OutboundCall:
         """Place a call; the flow runs when it is answered. Await ``.done`` for its status."""
         call_id = uuid.uuid4().hex
         channel_id = f"out-{call_id}"
         out = OutboundCall(
-            call_id, channel_id, number, flow, language, asyncio.get_running_loop().create_future()
+            call_id,
+            channel_id,
+            number,
+            flow,
+            language,
+            asyncio.get_running_loop().create_future(),
+            started_at=self.clock(),
         )
         await self.store.create(
             call_id=call_id,
@@ -171,6 +197,7 @@ class TelephonyService:
             line_number=None,
             remote_number=number,
             language=language or flow.default_language,
+            attempt_id=attempt_id,
         )
         self._outbound[channel_id] = out
         try:
@@ -218,17 +245,11 @@ class TelephonyService:
                 # Never answered: busy, no answer, declined, unallocated, failed.
                 cause = event.data.get("cause")
                 tech = event.data.get("tech_cause")
-                outcome = classify(
-                    False,
-                    cause if isinstance(cause, int) else None,
-                    tech if isinstance(tech, int) else None,
-                )
-                await self.store.not_answered(
-                    out.call_id,
-                    outcome.value,
-                    cause if isinstance(cause, int) else None,
-                    tech if isinstance(tech, int) else None,
-                )
+                out.cause = cause if isinstance(cause, int) else None
+                out.sip_code = tech if isinstance(tech, int) else None
+                out.ended_at = self.clock()
+                outcome = classify(False, out.cause, out.sip_code)
+                await self.store.not_answered(out.call_id, outcome.value, out.cause, out.sip_code)
                 out.done.set_result(outcome.value)
 
     async def _on_stasis_start(self, event: AriEvent) -> None:
@@ -254,6 +275,7 @@ class TelephonyService:
                 line_number=number,
                 remote_number=remote,
                 language=line.language or line.flow.default_language,
+                attempt_id=None,
             )
             with contextlib.suppress(AriError):
                 await self.ari.answer(channel_id)
@@ -270,6 +292,8 @@ class TelephonyService:
             )
         elif kind == "outbound":
             out = self._outbound.get(channel_id)
+            if out is not None:
+                out.answered_at = self.clock()
             if out is None:
                 log.warning("outbound channel %s is unknown here: hanging up", channel_id)
                 with contextlib.suppress(AriError):
@@ -302,6 +326,8 @@ class TelephonyService:
                 self.bridges[channel] = (agent, bridge)
                 self.bridges[agent] = (channel, bridge)
             if out is not None and not out.done.done():
+                out.ended_at = session.ended_at or self.clock()
+                out.cause = session.hangup_cause
                 out.done.set_result(status)
 
     async def _unbridge(self, channel: str) -> None:

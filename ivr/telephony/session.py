@@ -119,6 +119,19 @@ class CallSession:
         self._hung_up = False
         self.status: str | None = None
         self.bridged: tuple[str, str] | None = None  # (agent channel, bridge) after a transfer
+        self.interrupted = False  # the channel vanished (Asterisk restarted): not a hang-up
+        self.ended_at: datetime | None = None
+
+    @property
+    def hangup_cause(self) -> int | None:
+        return self._hangup_cause
+
+    def interrupt(self) -> None:
+        """The channel is gone without a hang-up event (Asterisk restarted)."""
+        self.interrupted = True
+        if not self._hung_up:
+            self._hung_up = True
+            self.events.put_nowait(fe.HungUp())
 
     # ------------------------------------------------------------------ events in
     def on_ari_event(self, event: AriEvent) -> None:
@@ -244,9 +257,10 @@ class CallSession:
                 await self._hangup()
             elif isinstance(action, fe.EndCall):
                 self._cancel_timer()
-                self.status = action.status
+                self.status = "interrupted" if self.interrupted else action.status
+                self.ended_at = self.clock()
                 await self.recorder.ended(
-                    info.call_id, action.status, self.state.node_id, self._hangup_cause
+                    info.call_id, self.status, self.state.node_id, self._hangup_cause
                 )
         except AriError as exc:
             if exc.status == 404:  # the channel is gone: the hang-up event follows
