@@ -17,7 +17,10 @@ from tests.support.ports import free_port, free_range
 
 def instance_env(data_dir: Path, rtp_size: int = 400) -> dict[str, str]:
     """Environment variables for an instance on free ports."""
-    rtp = free_range(rtp_size, start=20000 + (os.getpid() % 50) * 400)
+    # Parallel test workers (pytest-xdist) get ranges of their own.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) if worker.isdigit() else 0
+    rtp = free_range(rtp_size, start=20000 + (index % 5) * 8000 + (os.getpid() % 10) * 400)
     ports: list[int] = []
     while len(ports) < 3:
         port = free_port()
