@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Engine
 
+    from ivr.campaigns.admin import CampaignAdmin
+    from ivr.campaigns.dialer import Dialer
     from ivr.flows.model import Flow
     from ivr.store.call_store import DbCallStore
     from ivr.telephony.prompt_media import PromptMedia
@@ -75,7 +77,25 @@ class App:
             max_call_seconds=settings.telephony.max_call_seconds,
             **({"clock": clock} if clock else {}),
         )
-        return TelephonyParts(service, store, prompts, flows, engine)
+        from ivr.campaigns.dialer import Dialer
+
+        dialer = Dialer(
+            service,
+            store.factory,
+            node,
+            **({"clock": clock} if clock else {}),
+            prerender=prompts.prerender,
+        )
+        return TelephonyParts(service, store, prompts, flows, engine, dialer)
+
+    def campaigns(self) -> CampaignAdmin:
+        from ivr.campaigns.admin import CampaignAdmin
+        from ivr.store.db import make_engine, make_session_factory
+        from ivr.store.migrate import check_current
+
+        check_current(self.settings.database_url)
+        engine = make_engine(self.settings.database_url)
+        return CampaignAdmin(make_session_factory(engine))
 
     async def ami(self) -> AmiClient:
         pbx = self.settings.pbx
@@ -94,8 +114,16 @@ class TelephonyParts:
     prompts: PromptMedia
     flows: dict[str, Flow]
     engine: Engine
+    dialer: Dialer
+
+    async def start(self, *, dial: bool = True) -> None:
+        """Start the service (and reconcile), then the campaign dialer."""
+        await self.service.start()
+        if dial:
+            await self.dialer.start()
 
     async def close(self) -> None:
+        await self.dialer.stop()
         await self.service.stop()
         self.store.close()
         self.engine.dispose()

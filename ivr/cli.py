@@ -7,8 +7,11 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from ivr.campaigns.errors import CampaignAdminError
 from ivr.config import ConfigError
+from ivr.flows.loader import FlowError
 from ivr.pbx.tree import PbxError
 from ivr.store.errors import StoreError
 
@@ -111,7 +114,7 @@ def cmd_telephony(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await parts.service.start()
+        await parts.start()
         lines = ", ".join(f"{n} -> {line.flow.id}" for n, line in parts.service.lines.items())
         _print(f"telephony worker {parts.store.node_name} is running; lines: {lines}")
         try:
@@ -121,6 +124,70 @@ def cmd_telephony(args: argparse.Namespace) -> int:
 
     asyncio.run(serve())
     return 0
+
+
+def cmd_campaign(args: argparse.Namespace) -> int:
+    from ivr.bootstrap import load_app
+    from ivr.campaigns.admin import CampaignSettings, as_json, format_status
+    from ivr.store.models import CampaignStatus
+
+    admin = load_app().campaigns()
+    action = args.action
+    if action == "create":
+        settings = CampaignSettings(
+            caller_id=args.caller_id,
+            timezone=args.timezone,
+            windows=args.windows,
+            allow_holidays=args.allow_holidays,
+            max_attempts=args.max_attempts,
+            retry_busy_minutes=args.retry_busy,
+            retry_no_answer_minutes=args.retry_no_answer,
+            retry_failed_minutes=args.retry_failed,
+            calls_per_second=args.cps,
+            max_concurrent=args.max_concurrent,
+            default_language=args.language,
+            cross_campaign_daily_cap=not args.no_cross_campaign_cap,
+        )
+        for warning in admin.create(args.name, Path(args.flow), settings):
+            print(f"warning: {warning}", file=sys.stderr)
+        _print(f"campaign {args.name} created (draft): import contacts, then start it")
+        return 0
+    if action == "import-contacts":
+        mapping = dict(item.split("=", 1) for item in args.map or [])
+        result = admin.import_contacts(args.name, Path(args.file), mapping or None)
+        if args.json:
+            _print(json.dumps(result, ensure_ascii=False))
+        else:
+            _print(
+                f"{args.file}: {result['accepted']} accepted, {result['duplicates']} "
+                f"duplicates, {len(result['rejected'])} rejected"
+            )
+            for row in result["rejected"]:
+                _print(f"  line {row['line']}: {row['reason']}")
+        return 0
+    if action == "start":
+        _print(f"campaign {args.name}: {admin.start(args.name)}")
+        return 0
+    if action in ("pause", "resume", "stop"):
+        status = {
+            "pause": CampaignStatus.PAUSED,
+            "resume": CampaignStatus.RUNNING,
+            "stop": CampaignStatus.STOPPED,
+        }[action]
+        reason = {"pause": "paused by staff", "resume": "resumed", "stop": "stopped by staff"}
+        admin.set_status(args.name, status, reason[action])
+        _print(f"campaign {args.name}: {status.value}")
+        return 0
+    if action == "status":
+        report = admin.status(args.name)
+        _print(as_json(report) if args.json else format_status(report))
+        return 0
+    if action == "list":
+        for row in admin.list():
+            reason = f" ({row['reason']})" if row["reason"] else ""
+            _print(f"{row['name']}: {row['status']}{reason}")
+        return 0
+    raise AssertionError(action)  # pragma: no cover
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -234,6 +301,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["all", "baresip", "linphone", "zoiper"], default="all")
     p.set_defaults(func=cmd_softphone)
 
+    p = sub.add_parser("campaign", help="outbound campaigns")
+    camp = p.add_subparsers(dest="action", required=True)
+    c = camp.add_parser("create", help="a new campaign (draft)")
+    c.add_argument("name")
+    c.add_argument("--flow", required=True, help="the flow file (frozen when started)")
+    c.add_argument("--caller-id", help="the number residents see (a domestic one)")
+    c.add_argument("--timezone", default="Europe/Helsinki")
+    c.add_argument(
+        "--windows",
+        default="mon-fri 10:00-20:00",
+        help='calling windows, e.g. "mon-fri 10-20, sat 10-14"',
+    )
+    c.add_argument("--allow-holidays", action="store_true", help="call on public holidays")
+    c.add_argument("--max-attempts", type=int, default=3)
+    c.add_argument("--retry-busy", type=int, default=30, help="minutes (busy)")
+    c.add_argument("--retry-no-answer", type=int, default=120, help="minutes (no answer)")
+    c.add_argument("--retry-failed", type=int, default=60, help="minutes (failed)")
+    c.add_argument("--cps", type=float, default=2.0, help="calls per second per node")
+    c.add_argument("--max-concurrent", type=int, default=30, help="concurrent calls per node")
+    c.add_argument("--language", default="fi", choices=["fi", "sv", "en"])
+    c.add_argument(
+        "--no-cross-campaign-cap",
+        action="store_true",
+        help="allow calling a resident another campaign called today",
+    )
+    c = camp.add_parser("import-contacts", help="contacts from CSV or XLSX")
+    c.add_argument("name")
+    c.add_argument("file")
+    c.add_argument(
+        "--map",
+        action="append",
+        metavar="COLUMN=FIELD",
+        help="map a file column to phone, language, age_group, birth_year, area, postcode",
+    )
+    c.add_argument("--json", action="store_true")
+    for verb in ("start", "pause", "resume", "stop"):
+        c = camp.add_parser(verb, help=f"{verb} the campaign")
+        c.add_argument("name")
+    c = camp.add_parser("status", help="the funnel: contacts, attempts, answered, completed")
+    c.add_argument("name")
+    c.add_argument("--json", action="store_true")
+    camp.add_parser("list", help="every campaign and its status")
+    p.set_defaults(func=cmd_campaign)
+
     p = sub.add_parser("telephony", help="run the telephony worker (call flows on Asterisk)")
     p.set_defaults(func=cmd_telephony)
 
@@ -271,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except (ConfigError, PbxError, StoreError) as exc:
+    except (ConfigError, PbxError, StoreError, CampaignAdminError, FlowError, ValueError) as exc:
         print(f"ivr: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

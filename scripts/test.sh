@@ -12,4 +12,4 @@ echo "== mypy (the pure core, strict)"
 echo "== pytest"
 # Most tests wait on real calls in real time, so they run in parallel even on 2 cores;
 # each worker has its own Asterisk, ports and databases. PYTEST_WORKERS=0 runs them serially.
-exec .venv/bin/pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-4}" "$@"
+exec .venv/bin/pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-4}" --dist worksteal "$@"

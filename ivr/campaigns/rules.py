@@ -378,6 +378,12 @@ class Pacer:
         self._tokens = max(0.0, self._tokens - 1)
         return True
 
+    def available(self, now_monotonic: float, active_calls: int) -> int:
+        """How many calls may start now (nothing is claimed)."""
+        self._refill(now_monotonic)
+        room = self.max_concurrent - active_calls
+        return max(0, min(room, int(self._tokens + self._EPSILON)))
+
     def wait_time(self, now_monotonic: float, active_calls: int) -> float:
         """Seconds until a call may start (0 when one may start now); ``math.inf`` while the
         concurrency cap is reached, since only a call ending can free a slot."""

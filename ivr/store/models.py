@@ -234,3 +234,145 @@ class OptOut(Base):
         sa.ForeignKey("calls.id", ondelete="SET NULL"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --------------------------------------------------------------------------- campaigns
+class Language(enum.StrEnum):
+    FI = "fi"
+    SV = "sv"
+    EN = "en"
+
+
+class CampaignStatus(enum.StrEnum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"  # ended by staff before its contacts were done; final
+    COMPLETED = "completed"  # every contact reached a final outcome
+
+
+class AttemptState(enum.StrEnum):
+    DUE = "due"  # waiting for its due_at (and for a dialer to claim it)
+    DIALING = "dialing"  # claimed by a telephony worker (claimed_by): being dialled
+    DONE = "done"  # finished, with an outcome
+    CANCELLED = "cancelled"  # will never be dialled (the campaign was stopped)
+
+
+class AttemptOutcome(enum.StrEnum):
+    COMPLETED = "completed"
+    PARTIAL = "partial"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    DECLINED = "declined"
+    UNALLOCATED = "unallocated"
+    FAILED = "failed"
+    OPTED_OUT = "opted_out"
+    INTERRUPTED = "interrupted"
+    SKIPPED = "skipped"  # not dialled: a dial-time rule said no (outcome_detail says which)
+
+
+class Campaign(Base):
+    """An outbound campaign: a flow, its contacts, and the rules its dialer follows."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        sa.CheckConstraint("length(name) BETWEEN 1 AND 100", name="name_length"),
+        sa.CheckConstraint("max_attempts >= 1", name="max_attempts"),
+        sa.CheckConstraint(
+            "retry_busy_minutes >= 0 AND retry_no_answer_minutes >= 0 "
+            "AND retry_failed_minutes >= 0",
+            name="retry_minutes",
+        ),
+        sa.CheckConstraint("calls_per_second > 0", name="calls_per_second"),
+        sa.CheckConstraint("max_concurrent >= 1", name="max_concurrent"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    flow_path: Mapped[str] = mapped_column(sa.Text)
+    flow_id: Mapped[str | None] = mapped_column(sa.String(100))  # set when started
+    flow_version: Mapped[str | None] = mapped_column(sa.String(64))  # set when started
+    flow_snapshot: Mapped[str | None] = mapped_column(sa.Text)  # the flow file, frozen at start
+    caller_id: Mapped[str | None] = mapped_column(sa.String(32))  # E.164
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="Europe/Helsinki")
+    windows: Mapped[str] = mapped_column(sa.Text, default="mon-fri 10:00-20:00")
+    allow_holidays: Mapped[bool] = mapped_column(default=False)
+    max_attempts: Mapped[int] = mapped_column(default=3)
+    retry_busy_minutes: Mapped[int] = mapped_column(default=30)
+    retry_no_answer_minutes: Mapped[int] = mapped_column(default=120)
+    retry_failed_minutes: Mapped[int] = mapped_column(default=60)
+    calls_per_second: Mapped[float] = mapped_column(default=2.0)
+    max_concurrent: Mapped[int] = mapped_column(default=30)
+    default_language: Mapped[Language] = mapped_column(
+        _enum(Language, "default_language"), default=Language.FI
+    )
+    cross_campaign_daily_cap: Mapped[bool] = mapped_column(default=True)
+    status: Mapped[CampaignStatus] = mapped_column(
+        _enum(CampaignStatus, "status"), default=CampaignStatus.DRAFT
+    )
+    status_reason: Mapped[str | None] = mapped_column(sa.Text)  # why it cannot dial now
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    stopped_at: Mapped[datetime | None]
+
+
+class Contact(Base):
+    """One number to call in a campaign (E.164, unique within the campaign)."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (
+        sa.UniqueConstraint("campaign_id", "phone"),
+        sa.CheckConstraint("source_line >= 1", name="source_line"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    campaign_id: Mapped[str] = mapped_column(sa.ForeignKey("campaigns.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(sa.String(32))
+    language: Mapped[Language] = mapped_column(_enum(Language, "language"))
+    age_group: Mapped[str | None] = mapped_column(sa.String(32))
+    birth_year: Mapped[int | None]
+    area: Mapped[str | None] = mapped_column(sa.Text)
+    postcode: Mapped[str | None] = mapped_column(sa.String(16))
+    attributes: Mapped[str] = mapped_column(sa.Text, default="{}")  # a JSON object
+    source_line: Mapped[int]  # the line of the imported file it came from
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Attempt(Base):
+    """One try at calling a contact. ``(contact_id, attempt_no)`` is unique: a retry is a
+    new row with the next number, so no attempt can ever be made twice."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (
+        sa.UniqueConstraint("contact_id", "attempt_no"),
+        sa.CheckConstraint("attempt_no >= 1", name="attempt_no"),
+        sa.Index("ix_attempts_state_due_at", "state", "due_at"),
+        sa.Index("ix_attempts_campaign_id_state", "campaign_id", "state"),
+        sa.Index("ix_attempts_phone_started_at", "phone", "started_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    campaign_id: Mapped[str] = mapped_column(sa.ForeignKey("campaigns.id", ondelete="CASCADE"))
+    contact_id: Mapped[str] = mapped_column(sa.ForeignKey("contacts.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(sa.String(32))
+    attempt_no: Mapped[int]
+    state: Mapped[AttemptState] = mapped_column(
+        _enum(AttemptState, "state"), default=AttemptState.DUE
+    )
+    due_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(100))  # the telephony node
+    claimed_at: Mapped[datetime | None]
+    call_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("calls.id", ondelete="SET NULL"), index=True
+    )
+    channel_id: Mapped[str | None] = mapped_column(sa.String(128), unique=True)
+    outcome: Mapped[AttemptOutcome | None] = mapped_column(_enum(AttemptOutcome, "outcome"))
+    outcome_detail: Mapped[str | None] = mapped_column(sa.Text)  # the rule, or "SIP 503"
+    cause: Mapped[int | None]  # Q.850
+    sip_code: Mapped[int | None]
+    started_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    ring_seconds: Mapped[float | None]
+    talk_seconds: Mapped[float | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -176,9 +176,10 @@ class TelephonyService:
         ring_timeout: int = 30,
         variables: Mapping[str, str] | None = None,
         attempt_id: str | None = None,
+        call_id: str | None = None,
     ) -> OutboundCall:
         """Place a call; the flow runs when it is answered. Await ``.done`` for its status."""
-        call_id = uuid.uuid4().hex
+        call_id = call_id or uuid.uuid4().hex
         channel_id = f"out-{call_id}"
         out = OutboundCall(
             call_id,

@@ -18,8 +18,9 @@ T = TypeVar("T")
 class ServiceThread:
     """The telephony service on its own event loop, driven from synchronous tests."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, *, dial: bool = False) -> None:
         self.app = app
+        self.dial = dial  # run the campaign dialer too
         self.fixed_now: datetime | None = None  # set to freeze the service's clock
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -29,7 +30,7 @@ class ServiceThread:
 
     async def _build(self) -> Any:
         parts = self.app.telephony(clock=self._now)
-        await parts.service.start()
+        await parts.start(dial=self.dial)
         return parts
 
     def _now(self) -> datetime:

@@ -1,0 +1,492 @@
+"""The dialer: runs in the telephony worker and places the calls of running campaigns.
+
+Each pass: claim due attempts (never the same attempt twice, even across workers), check
+the rules *at dial time* (calling window and holidays, do-not-call list, unallocated
+numbers, attempts cap, spacing, the cross-campaign daily cap), originate within the pacing
+limits (calls per second and concurrent calls, per Asterisk node), and when a call ends
+record its precise outcome and schedule the retry the rules allow. A campaign that cannot
+dial says why in ``status_reason``.
+
+Crash safety: an attempt is marked originated (with its channel id) before the call is
+placed, and the call row names its attempt; at start the dialer reconciles the attempts it
+left in flight from the call records (or puts back the ones it never placed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from ivr.campaigns import rules
+from ivr.flows.loader import FlowError, parse_flow
+from ivr.flows.model import Flow
+from ivr.store import campaigns as cstore
+from ivr.store import repo
+from ivr.store.models import (
+    Attempt,
+    AttemptOutcome,
+    AttemptState,
+    Call,
+    CallStatus,
+    Campaign,
+    CampaignStatus,
+    Contact,
+)
+from ivr.telephony.ari import AriError
+from ivr.telephony.service import OutboundCall, TelephonyService
+
+log = logging.getLogger(__name__)
+
+# How a finished call's status maps onto an attempt outcome.
+STATUS_OUTCOME: dict[str, str] = {
+    "completed": "completed",
+    "transferred": "completed",
+    "partial": "partial",
+    "opted_out": "opted_out",
+    "no_answer": "no_answer",
+    "busy": "busy",
+    "declined": "declined",
+    "unallocated": "unallocated",
+    "failed": "failed",
+    "interrupted": "interrupted",
+    "active": "interrupted",
+}
+
+
+def policy_of(campaign: Campaign) -> rules.CallingPolicy:
+    retry = dict(rules.CallingPolicy().retry_after)
+    retry.update(
+        busy=timedelta(minutes=campaign.retry_busy_minutes),
+        no_answer=timedelta(minutes=campaign.retry_no_answer_minutes),
+        failed=timedelta(minutes=campaign.retry_failed_minutes),
+    )
+    return rules.CallingPolicy(
+        timezone=campaign.timezone,
+        windows=rules.parse_windows(campaign.windows),
+        allow_holidays=campaign.allow_holidays,
+        max_attempts=campaign.max_attempts,
+        retry_after=retry,
+        min_gap=min(rules.CallingPolicy().min_gap, min(retry.values())),
+        cross_campaign_daily_cap=campaign.cross_campaign_daily_cap,
+    )
+
+
+def frozen_flow(campaign: Campaign) -> Flow:
+    """The campaign's flow as it was when the campaign started."""
+    if campaign.flow_snapshot is None:
+        raise FlowError([], source=campaign.flow_path)
+    return parse_flow(campaign.flow_snapshot, source=campaign.flow_path)
+
+
+@dataclass
+class Running:
+    """A running campaign as this worker dials it."""
+
+    id: str
+    name: str
+    flow: Flow
+    policy: rules.CallingPolicy
+    pacer: rules.Pacer
+    caller_id: str | None
+    default_language: str
+    in_flight: set[str] = field(default_factory=set)  # attempt ids
+    reason: str | None = None
+
+
+class Dialer:
+    def __init__(
+        self,
+        service: TelephonyService,
+        factory: sessionmaker[Session],
+        node: str,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+        poll_seconds: float = 0.2,
+        refresh_seconds: float = 2.0,
+        ring_timeout: int = 30,
+        prerender: Callable[[Flow], object] | None = None,
+    ) -> None:
+        self.service = service
+        self.factory = factory
+        self.node = node
+        self.clock = clock
+        self.monotonic = monotonic
+        self.poll_seconds = poll_seconds
+        self.refresh_seconds = refresh_seconds
+        self.ring_timeout = ring_timeout
+        self.prerender = prerender
+        self.campaigns: dict[str, Running] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._calls: set[asyncio.Task[None]] = set()
+        self._last_refresh = -1e9
+        self.placed = 0  # calls placed by this dialer (for status and benchmarks)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        await self._db(self._reconcile)
+        self._task = asyncio.create_task(self._loop(), name="dialer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for task in list(self._calls):
+            task.cancel()
+
+    async def _db(self, work: Callable[[Session], object]) -> object:
+        def job() -> object:
+            with self.factory.begin() as s:
+                return work(s)
+
+        return await asyncio.to_thread(job)
+
+    # ------------------------------------------------------------------ reconcile
+    def _reconcile(self, s: Session) -> None:
+        """Attempts this node left in flight when it stopped: settle each exactly once."""
+        for attempt in cstore.stale_dialing(s, self.node):
+            if attempt.channel_id is None:
+                cstore.release_attempt(s, attempt.id)  # claimed, never placed
+                continue
+            call = s.scalars(sa.select(Call).where(Call.attempt_id == attempt.id)).first()
+            status = call.status.value if call is not None else "interrupted"
+            if status == CallStatus.ACTIVE.value:
+                # The worker died mid-call; the service has hung the channel up.
+                repo.end_call(s, call.id, CallStatus.INTERRUPTED)  # type: ignore[union-attr]
+                status = "interrupted"
+            self._settle(
+                s,
+                attempt,
+                STATUS_OUTCOME.get(status, "interrupted"),
+                call_id=call.id if call is not None else None,
+                answered_at=call.answered_at if call is not None else None,
+                ended_at=(call.ended_at if call is not None else None) or self.clock(),
+                cause=call.hangup_cause if call is not None else None,
+                detail="reconciled after a restart",
+            )
+
+    # ------------------------------------------------------------------ the loop
+    async def _loop(self) -> None:
+        while True:
+            try:
+                if self.monotonic() - self._last_refresh >= self.refresh_seconds:
+                    await self._refresh()
+                await self._dial_pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep dialing: one bad pass must not stop the campaigns
+                log.exception("dialer pass failed")
+                await asyncio.sleep(1.0)
+            await asyncio.sleep(self.poll_seconds)
+
+    async def _refresh(self) -> None:
+        self._last_refresh = self.monotonic()
+        campaigns = await self._db(self._running_campaigns)
+        assert isinstance(campaigns, list)
+        running_ids = set()
+        for campaign in campaigns:
+            running_ids.add(campaign.id)
+            if campaign.id not in self.campaigns:
+                try:
+                    flow = frozen_flow(campaign)
+                except FlowError as exc:
+                    await self._db(
+                        lambda s, c=campaign, e=exc: cstore.set_status(
+                            s, c.id, CampaignStatus.PAUSED, f"the flow is not valid: {e}"
+                        )
+                    )
+                    continue
+                if self.prerender is not None:
+                    await asyncio.to_thread(self.prerender, flow)
+                pacer = rules.Pacer(
+                    campaign.calls_per_second,
+                    max(1, int(campaign.calls_per_second)),
+                    campaign.max_concurrent,
+                )
+                self.campaigns[campaign.id] = Running(
+                    campaign.id,
+                    campaign.name,
+                    flow,
+                    policy_of(campaign),
+                    pacer,
+                    campaign.caller_id,
+                    campaign.default_language,
+                )
+                log.info("dialing campaign %s", campaign.name)
+        for cid in list(self.campaigns):
+            if cid not in running_ids and not self.campaigns[cid].in_flight:
+                del self.campaigns[cid]
+        await self._db(lambda s: self._update_reasons(s, running_ids))
+
+    def _running_campaigns(self, s: Session) -> list[Campaign]:
+        rows = list(s.scalars(sa.select(Campaign).where(Campaign.status == CampaignStatus.RUNNING)))
+        s.expunge_all()
+        return rows
+
+    def _update_reasons(self, s: Session, running_ids: set[str]) -> None:
+        """Say why a running campaign is idle; complete it when nothing is left."""
+        now = self.clock()
+        for cid in running_ids:
+            run = self.campaigns.get(cid)
+            if run is None:
+                continue
+            due_now, next_due, left = s.execute(
+                sa.select(
+                    sa.func.count().filter(
+                        sa.and_(Attempt.state == AttemptState.DUE, Attempt.due_at <= now)
+                    ),
+                    sa.func.min(Attempt.due_at).filter(Attempt.state == AttemptState.DUE),
+                    sa.func.count().filter(
+                        Attempt.state.in_((AttemptState.DUE, AttemptState.DIALING))
+                    ),
+                ).where(Attempt.campaign_id == cid)
+            ).one()
+            reason: str | None
+            if not left:
+                cstore.set_status(
+                    s,
+                    cid,
+                    CampaignStatus.COMPLETED,
+                    "every contact has been called as the rules allow",
+                    at=now,
+                )
+                continue
+            window = rules.window_reason(run.policy, now)
+            if window is not None:
+                start = rules.next_window_start(run.policy, now)
+                local = start.astimezone(ZoneInfo(run.policy.timezone)) if start else None
+                reason = f"{window}; next calls at " + (
+                    local.strftime("%a %d.%m. %H:%M") if local else "never"
+                )
+            elif not due_now and not run.in_flight and next_due is not None:
+                due = next_due if next_due.tzinfo else next_due.replace(tzinfo=UTC)
+                local = due.astimezone(ZoneInfo(run.policy.timezone))
+                reason = f"waiting for retries; next at {local.strftime('%a %d.%m. %H:%M')}"
+            else:
+                reason = run.reason  # dialing (None), or a problem the last pass met
+            campaign = s.get(Campaign, cid)
+            if campaign is not None and campaign.status_reason != reason:
+                campaign.status_reason = reason
+
+    async def _dial_pass(self) -> None:
+        for run in list(self.campaigns.values()):
+            room = run.pacer.available(self.monotonic(), len(run.in_flight))
+            if room == 0:
+                continue
+            claimed = await self._db(lambda s, r=run, n=room: self._claim(s, r, n))
+            assert isinstance(claimed, list)
+            for attempt, contact_language in claimed:
+                run.pacer.take(self.monotonic(), len(run.in_flight))
+                await self._place(run, attempt, contact_language)
+
+    def _claim(self, s: Session, run: Running, limit: int) -> list[tuple[Attempt, str]]:
+        now = self.clock()
+        if rules.window_reason(run.policy, now) is not None:
+            return []  # nothing is dialled outside the window (checked again per attempt)
+        attempts = cstore.claim_due_attempts(
+            s, node=self.node, now=now, limit=limit, campaign_ids=[run.id]
+        )
+        ready: list[tuple[Attempt, str]] = []
+        if not attempts:
+            return ready
+        phones = [a.phone for a in attempts]
+        day_start = self._day_start(run, now)
+        called_elsewhere = (
+            cstore.numbers_called_today(s, phones, day_start, run.id)
+            if run.policy.cross_campaign_daily_cap
+            else set()
+        )
+        for attempt in attempts:
+            reason, retry_at = self._gate(s, run, attempt, now, called_elsewhere)
+            if reason is None:
+                contact = s.get(Contact, attempt.contact_id)
+                language = contact.language.value if contact else run.default_language
+                cstore.mark_originated(
+                    s, attempt.id, channel_id=f"out-{attempt.id}", started_at=now
+                )
+                s.expunge(attempt)
+                ready.append((attempt, language))
+            elif retry_at is not None:
+                self._reschedule(s, attempt.id, retry_at)
+            else:
+                cstore.finish_attempt(
+                    s, attempt.id, outcome=AttemptOutcome.SKIPPED, detail=reason, ended_at=now
+                )
+        return ready
+
+    def _day_start(self, run: Running, now: datetime) -> datetime:
+        zone = ZoneInfo(run.policy.timezone)
+        local = now.astimezone(zone)
+        return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+    def _gate(
+        self, s: Session, run: Running, attempt: Attempt, now: datetime, called_elsewhere: set[str]
+    ) -> tuple[str | None, datetime | None]:
+        """The dial-time rules: (None, None) to dial now; (reason, when) to retry later;
+        (reason, None) when this attempt must not be placed at all."""
+        history = s.execute(
+            sa.select(Attempt.outcome, Attempt.started_at, Attempt.campaign_id).where(
+                Attempt.phone == attempt.phone,
+                Attempt.state == AttemptState.DONE,
+                Attempt.id != attempt.id,
+            )
+        ).all()
+        mine = [
+            h
+            for h in history
+            if h.campaign_id == run.id and h.outcome is not AttemptOutcome.SKIPPED
+        ]
+        last = max((h.started_at for h in mine if h.started_at), default=None)
+        reason = rules.may_dial_now(
+            run.policy,
+            now=now,
+            attempts_made=len(mine),
+            last_attempt_at=last,
+            opted_out=repo.is_opted_out(s, attempt.phone),
+            unallocated_before=any(h.outcome is AttemptOutcome.UNALLOCATED for h in history),
+            called_today_by_other_campaign=attempt.phone in called_elsewhere,
+        )
+        if reason is None:
+            return None, None
+        if rules.window_reason(run.policy, now) is not None:
+            return reason, rules.next_window_start(run.policy, now)
+        if last is not None and now - last < run.policy.min_gap:
+            return reason, self._in_window(run, last + run.policy.min_gap)
+        if attempt.phone in called_elsewhere:
+            tomorrow = self._day_start(run, now) + timedelta(days=1, hours=1)
+            return reason, self._in_window(run, tomorrow)
+        return reason, None
+
+    def _in_window(self, run: Running, at: datetime) -> datetime | None:
+        return at if rules.in_window(run.policy, at) else rules.next_window_start(run.policy, at)
+
+    def _reschedule(self, s: Session, attempt_id: str, due_at: datetime | None) -> None:
+        if due_at is None:
+            cstore.finish_attempt(
+                s,
+                attempt_id,
+                outcome=AttemptOutcome.SKIPPED,
+                detail="no calling window left",
+                ended_at=self.clock(),
+            )
+            return
+        s.execute(
+            sa.update(Attempt)
+            .where(
+                Attempt.id == attempt_id,
+                Attempt.state == AttemptState.DIALING,
+                Attempt.channel_id.is_(None),
+            )
+            .values(state=AttemptState.DUE, due_at=due_at, claimed_by=None, claimed_at=None)
+        )
+
+    async def _place(self, run: Running, attempt: Attempt, language: str) -> None:
+        run.in_flight.add(attempt.id)
+        try:
+            out = await self.service.call(
+                attempt.phone,
+                run.flow,
+                language,
+                caller_id=run.caller_id,
+                ring_timeout=self.ring_timeout,
+                attempt_id=attempt.id,
+                call_id=attempt.id,
+                variables=None,
+            )
+        except AriError as exc:
+            run.in_flight.discard(attempt.id)
+            run.reason = f"cannot place calls: {exc}"
+            message = str(exc)
+            await self._db(
+                lambda s: self._settle(s, attempt, "failed", detail=message, ended_at=self.clock())
+            )
+            return
+        self.placed += 1
+        run.reason = None
+        task = asyncio.create_task(self._follow(run, attempt, out), name=f"attempt-{attempt.id}")
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
+    async def _follow(self, run: Running, attempt: Attempt, out: OutboundCall) -> None:
+        try:
+            status = await asyncio.shield(out.done)
+        finally:
+            run.in_flight.discard(attempt.id)
+        outcome = STATUS_OUTCOME.get(status, "failed")
+        detail = f"SIP {out.sip_code}" if out.sip_code else None
+        if outcome == "failed":
+            run.reason = f"calls fail ({detail or 'no answer from the trunk'}): is the trunk up?"
+        await self._db(
+            lambda s: self._settle(
+                s,
+                attempt,
+                outcome,
+                call_id=out.call_id,
+                answered_at=out.answered_at,
+                ended_at=out.ended_at or self.clock(),
+                cause=out.cause,
+                sip_code=out.sip_code,
+                detail=detail,
+            )
+        )
+
+    def _settle(
+        self,
+        s: Session,
+        attempt: Attempt,
+        outcome: str,
+        *,
+        call_id: str | None = None,
+        answered_at: datetime | None = None,
+        ended_at: datetime | None = None,
+        cause: int | None = None,
+        sip_code: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Record the outcome, then schedule the retry the rules allow (exactly once)."""
+        done = cstore.finish_attempt(
+            s,
+            attempt.id,
+            outcome=outcome,
+            cause=cause,
+            sip_code=sip_code,
+            answered_at=answered_at,
+            ended_at=ended_at,
+            call_id=call_id,
+            detail=detail,
+        )
+        campaign = s.get(Campaign, done.campaign_id)
+        if campaign is None:
+            return
+        policy = (
+            self.campaigns[campaign.id].policy
+            if campaign.id in self.campaigns
+            else policy_of(campaign)
+        )
+        made = (
+            s.scalar(
+                sa.select(sa.func.count())
+                .select_from(Attempt)
+                .where(
+                    Attempt.contact_id == done.contact_id,
+                    Attempt.state == AttemptState.DONE,
+                    Attempt.outcome != AttemptOutcome.SKIPPED,
+                )
+            )
+            or 0
+        )
+        decision = rules.decide_next(
+            policy, outcome=outcome, attempts_made=int(made), ended_at=ended_at or self.clock()
+        )
+        if isinstance(decision, rules.Retry):
+            cstore.add_retry(s, done, decision.due_at)
