@@ -82,10 +82,10 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
 
 
 def _sqlite_on_begin(connection: sa.Connection) -> None:
-    if connection.get_execution_options().get(BEGIN_IMMEDIATE):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        connection.exec_driver_sql("BEGIN")
+    # Always IMMEDIATE: a deferred transaction that reads and then writes cannot wait for
+    # another writer (SQLite answers "database is locked" at once, bypassing the busy
+    # timeout, to avoid a deadlock). Taking the write lock at BEGIN makes writers queue.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str | URL, *, echo: bool = False) -> Engine:

@@ -250,11 +250,11 @@ def _phone(app: App, name: str, answermode: str = "manual") -> str:
 
 @contextlib.contextmanager
 def _clock(svc: ServiceThread, when: datetime) -> Iterator[None]:
-    svc.fixed_now = when
+    svc.set_time(when)
     try:
         yield
     finally:
-        svc.fixed_now = None
+        svc.set_time(None)
 
 
 def _run_housing(svc: ServiceThread, caller: Baresip, plan: list[tuple[str, str]]) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from ivr.bootstrap import App
@@ -21,7 +21,7 @@ class ServiceThread:
     def __init__(self, app: App, *, dial: bool = False) -> None:
         self.app = app
         self.dial = dial  # run the campaign dialer too
-        self.fixed_now: datetime | None = None  # set to freeze the service's clock
+        self.offset = timedelta(0)  # the service's clock runs this far from the real one
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -34,7 +34,11 @@ class ServiceThread:
         return parts
 
     def _now(self) -> datetime:
-        return self.fixed_now or datetime.now(UTC)
+        return datetime.now(UTC) + self.offset
+
+    def set_time(self, when: datetime | None) -> None:
+        """Make the service's clock read ``when`` now (and run on from there); None: real."""
+        self.offset = timedelta(0) if when is None else when - datetime.now(UTC)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)

@@ -1,0 +1,201 @@
+"""A campaign of a few hundred simulated residents runs to completion on the real Asterisk,
+with exactly the expected outcomes per persona; nothing is dialled outside the window."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from ivr.bootstrap import App
+from ivr.campaigns.admin import CampaignAdmin, CampaignSettings
+from ivr.store import repo
+from ivr.store.models import Attempt, Call, Campaign, Contact
+from ivr.telephony.personas import number_for
+from tests.support.instance import destroy, make_instance, start_or_fail
+from tests.support.telephony import ServiceThread
+
+pytestmark = pytest.mark.pbx
+
+FLOW = Path(__file__).parent / "flows" / "mini-survey.yaml"
+HELSINKI = ZoneInfo("Europe/Helsinki")
+MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=HELSINKI)
+
+# persona code -> (how many contacts, attempts each, the outcome of every attempt)
+PERSONAS: dict[int, tuple[int, int, str]] = {
+    701: (60, 1, "completed"),  # keys 1: answers the question
+    703: (20, 1, "partial"),  # keys 9 (no such option), then hangs up
+    302: (30, 3, "busy"),  # busy: retried up to the cap
+    200: (30, 3, "no_answer"),  # rings out: retried up to the cap
+    401: (20, 1, "declined"),  # 603: never again in this campaign
+    501: (20, 1, "unallocated"),  # 404: never again
+}
+DO_NOT_CALL = 20  # numbers on the do-not-call list before the campaign
+
+
+@pytest.fixture()
+def campaign_pbx() -> Iterator[App]:
+    app, _ = make_instance(prefix="ivr-camp-")
+    start_or_fail(app)
+    yield app
+    destroy(app)
+
+
+def _contacts_csv(path: Path) -> dict[str, int]:
+    """Write the contact list; returns phone -> persona code (0: on the do-not-call list)."""
+    persona_of: dict[str, int] = {}
+    rows = ["puhelin;kieli;ikäryhmä;alue"]
+    serial = 0
+    for code, (count, _, _) in PERSONAS.items():
+        for _ in range(count):
+            serial += 1
+            phone = number_for(code, serial)
+            persona_of[phone] = code
+            language = "sv" if serial % 4 == 0 else "fi"
+            age = ("18-29", "30-49", "50-64", "65+")[serial % 4]
+            # Finnish national form for some, to exercise the normalisation.
+            written = "0" + phone[4:] if serial % 3 == 0 else phone
+            rows.append(f"{written};{language};{age};Keskusta")
+    for _ in range(DO_NOT_CALL):
+        serial += 1
+        phone = number_for(701, serial)
+        persona_of[phone] = 0
+        rows.append(f"{phone};fi;65+;Kylä")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return persona_of
+
+
+def _wait(check, timeout: float, what: str, tick=None) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        if tick is not None:
+            tick()
+        time.sleep(0.5)
+
+
+def test_campaign_runs_to_completion_with_exact_outcomes(campaign_pbx: App, tmp_path: Path) -> None:
+    app = campaign_pbx
+    admin = app.campaigns()
+    persona_of = _contacts_csv(tmp_path / "asukkaat.csv")
+    with admin.factory.begin() as s:
+        for phone, code in persona_of.items():
+            if code == 0:
+                repo.add_opt_out(s, phone, source="staff")
+    warnings = admin.create(
+        "kevät",
+        FLOW,
+        CampaignSettings(
+            caller_id="029 123 4567",
+            calls_per_second=15,
+            max_concurrent=60,
+            retry_busy_minutes=30,
+            retry_no_answer_minutes=60,
+        ),
+    )
+    assert warnings == []
+    imported = admin.import_contacts("kevät", tmp_path / "asukkaat.csv")
+    assert imported == {"accepted": len(persona_of), "duplicates": 0, "rejected": []}
+    assert admin.import_contacts("kevät", tmp_path / "asukkaat.csv")["accepted"] == 0
+
+    with ServiceThread(app, dial=True) as svc:
+        svc.parts.dialer.ring_timeout = 4
+        svc.set_time(MONDAY_10.astimezone(UTC))
+        admin.start("kevät")
+
+        def advance_when_idle() -> None:
+            """Retries wait 30-60 min: move the clock on when only future ones are left."""
+            status = admin.status("kevät")
+            if status["status"] == "running" and "waiting for retries" in (status["reason"] or ""):
+                svc.set_time(svc._now() + timedelta(hours=1, minutes=5))
+
+        _wait(
+            lambda: admin.status("kevät")["status"] == "completed",
+            240,
+            "the campaign to complete",
+            tick=advance_when_idle,
+        )
+        final = admin.status("kevät")
+
+    with admin.factory() as s:
+        attempts = s.execute(
+            sa.select(
+                Attempt.phone,
+                Attempt.attempt_no,
+                Attempt.outcome,
+                Attempt.started_at,
+                Attempt.call_id,
+            )
+        ).all()
+        calls = s.execute(sa.select(Call.remote_number, Call.attempt_id)).all()
+        campaign = s.scalars(sa.select(Campaign)).one()
+    by_phone: dict[str, list[tuple[int, str]]] = {}
+    for a in attempts:
+        by_phone.setdefault(a.phone, []).append((a.attempt_no, str(a.outcome)))
+    for phone, code in persona_of.items():
+        got = sorted(by_phone[phone])
+        if code == 0:
+            assert got == [(1, "skipped")], (phone, got)
+            continue
+        _, count, outcome = PERSONAS[code]
+        assert got == [(n, outcome) for n in range(1, count + 1)], (code, phone, got)
+    # Every placed attempt is exactly one call; nothing for the do-not-call list.
+    placed = [a for a in attempts if str(a.outcome) != "skipped"]
+    assert len(calls) == len(placed)
+    assert Counter(c.attempt_id for c in calls).most_common(1)[0][1] == 1
+    assert not {c.remote_number for c in calls} & {p for p, c in persona_of.items() if c == 0}
+    # Nothing was dialled outside Mon-Fri 10-20 in Helsinki.
+    for a in placed:
+        local = a.started_at.astimezone(HELSINKI)
+        assert local.weekday() < 5 and 10 <= local.hour < 20, local
+    # The funnel, as the pilots reported it.
+    contacts = sum(c for c, _, _ in PERSONAS.values()) + DO_NOT_CALL
+    assert final["contacts"] == contacts
+    assert final["completed"] == 60
+    assert final["calls_placed"] == len(placed) == 60 + 20 + 90 + 90 + 20 + 20
+    assert final["outcomes"]["busy"] == 90 and final["outcomes"]["skipped"] == DO_NOT_CALL
+    assert final["answered"] == 80 and final["survey_started"] == 60
+    assert abs(final["response_rate"] - 60 / contacts) < 1e-9
+    assert sum(b["contacts"] for b in final["by_language"].values()) == contacts
+    assert campaign.flow_snapshot is not None and campaign.flow_version == "1"
+
+
+def test_nothing_is_dialled_outside_the_window(campaign_pbx: App, tmp_path: Path) -> None:
+    app = campaign_pbx
+    admin = app.campaigns()
+    (tmp_path / "c.csv").write_text(
+        "phone\n" + "\n".join(number_for(701, n) for n in range(1, 6)) + "\n"
+    )
+    admin.create("joulu", FLOW, CampaignSettings(calls_per_second=10))
+    admin.import_contacts("joulu", tmp_path / "c.csv")
+    christmas = datetime(2026, 12, 25, 12, 0, tzinfo=HELSINKI)  # a Friday, a holiday
+    with ServiceThread(app, dial=True) as svc:
+        svc.set_time(christmas.astimezone(UTC))
+        admin.start("joulu")
+        _wait(
+            lambda: "holiday" in (admin.status("joulu")["reason"] or "").lower(),
+            20,
+            "the campaign to say why it is idle",
+        )
+        time.sleep(3)
+        assert admin.status("joulu")["calls_placed"] == 0
+        reason = admin.status("joulu")["reason"]
+        assert "Joulupäivä" in reason and "next calls at Mon 28.12. 10:00" in reason, reason
+        svc.set_time(datetime(2026, 12, 28, 9, 59, 57, tzinfo=HELSINKI).astimezone(UTC))
+        time.sleep(1.5)
+        assert admin.status("joulu")["calls_placed"] == 0  # 09:59:58: still closed
+        _wait(lambda: admin.status("joulu")["status"] == "completed", 60, "the calls")
+    with admin.factory() as s:
+        starts = s.scalars(sa.select(Attempt.started_at)).all()
+        languages = s.scalars(sa.select(Contact.language)).all()
+    assert len(starts) == 5 and all(
+        t.astimezone(HELSINKI) >= datetime(2026, 12, 28, 10, 0, tzinfo=HELSINKI) for t in starts
+    )
+    assert {str(lang) for lang in languages} == {"fi"}
