@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from ivr.bootstrap import App
-from ivr.campaigns.admin import CampaignAdmin, CampaignSettings
+from ivr.campaigns.admin import CampaignSettings
 from ivr.store import repo
 from ivr.store.models import Attempt, Call, Campaign, Contact
 from ivr.telephony.personas import number_for
