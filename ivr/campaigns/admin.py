@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.campaigns import rules
 from ivr.campaigns.contacts import read_contacts
+from ivr.campaigns.dialer import policy_of
 from ivr.campaigns.errors import CampaignAdminError
 from ivr.campaigns.numbers import NumberError, caller_id_warnings, normalise
 from ivr.flows.loader import load_flow
@@ -52,13 +53,9 @@ class CampaignAdmin:
     def create(self, name: str, flow_path: Path, settings: CampaignSettings) -> list[str]:
         """Create a draft campaign; returns warnings (e.g. a foreign-looking caller ID)."""
         load_flow(flow_path)  # a broken flow is refused now, with every problem listed
+        values = {k: v for k, v in settings.__dict__.items() if k != "caller_id"}
         try:
-            policy_windows = rules.parse_windows(settings.windows)
-            rules.CallingPolicy(
-                timezone=settings.timezone,
-                windows=policy_windows,
-                max_attempts=settings.max_attempts,
-            )
+            policy_of(Campaign(name=name, flow_path=str(flow_path), **values))
         except ValueError as exc:
             raise CampaignAdminError(f"campaign {name!r}: {exc}") from None
         warnings: list[str] = []
@@ -69,7 +66,6 @@ class CampaignAdmin:
             except NumberError as exc:
                 raise CampaignAdminError(f"--caller-id {settings.caller_id!r}: {exc}") from None
         warnings += caller_id_warnings(caller_id or "")
-        values = {k: v for k, v in settings.__dict__.items() if k != "caller_id"}
         with self.factory.begin() as s:
             cstore.create_campaign(
                 s, name=name, flow_path=str(flow_path.resolve()), caller_id=caller_id, **values

@@ -64,10 +64,12 @@ STATUS_OUTCOME: dict[str, str] = {
 
 def policy_of(campaign: Campaign) -> rules.CallingPolicy:
     retry = dict(rules.CallingPolicy().retry_after)
+    failed = timedelta(minutes=campaign.retry_failed_minutes)
     retry.update(
         busy=timedelta(minutes=campaign.retry_busy_minutes),
         no_answer=timedelta(minutes=campaign.retry_no_answer_minutes),
-        failed=timedelta(minutes=campaign.retry_failed_minutes),
+        failed=failed,
+        interrupted=failed,  # a technical failure too (worker or Asterisk restarted)
     )
     return rules.CallingPolicy(
         timezone=campaign.timezone,
@@ -199,10 +201,13 @@ class Dialer:
             if campaign.id not in self.campaigns:
                 try:
                     flow = frozen_flow(campaign)
-                except FlowError as exc:
+                    policy = policy_of(campaign)
+                except (FlowError, ValueError) as exc:
+                    problem = f"cannot dial: {exc}"
+                    log.error("campaign %s paused: %s", campaign.name, problem)
                     await self._db(
-                        lambda s, c=campaign, e=exc: cstore.set_status(
-                            s, c.id, CampaignStatus.PAUSED, f"the flow is not valid: {e}"
+                        lambda s, c=campaign, p=problem: cstore.set_status(
+                            s, c.id, CampaignStatus.PAUSED, p
                         )
                     )
                     continue
@@ -217,7 +222,7 @@ class Dialer:
                     campaign.id,
                     campaign.name,
                     flow,
-                    policy_of(campaign),
+                    policy,
                     pacer,
                     campaign.caller_id,
                     campaign.default_language,

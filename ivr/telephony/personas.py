@@ -93,6 +93,7 @@ SCRIPTS: dict[int, Script] = {
             "keys 1, speaks answer 01, keys 2",
             (wait(1.5), dtmf("1"), wait(1), say(1), wait(1), dtmf("2")),
         ),
+        Script(5, "listens 12 s, then keys 1 (a long call, for load tests)", (wait(12), dtmf("1"))),
     )
 }
 

@@ -152,6 +152,10 @@ class CallSession:
                 path = self.info.recordings_dir / f"{name}.wav"
                 self.events.put_nowait(fe.RecordingDone(token, str(path), wav_seconds(path)))
         elif t in ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest"):
+            if t == "ChannelHangupRequest" and event.data.get("soft") and not self._hung_up:
+                # Not the caller hanging up (that is a hard request): Asterisk shutting
+                # down, the dialplan's call limit, or an operator. The call was cut.
+                self.interrupted = True
             if t == "ChannelDestroyed" or self._hangup_cause is None:
                 cause = event.data.get("cause")
                 self._hangup_cause = cause if isinstance(cause, int) else self._hangup_cause

@@ -4,6 +4,7 @@ with exactly the expected outcomes per persona; nothing is dialled outside the w
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,12 +14,14 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from ivr.bootstrap import App
+from ivr.bootstrap import App, init
 from ivr.campaigns.admin import CampaignSettings
+from ivr.config import load_settings
 from ivr.store import repo
 from ivr.store.models import Attempt, Call, Campaign, Contact
 from ivr.telephony.personas import number_for
-from tests.support.instance import destroy, make_instance, start_or_fail
+from tests.support.instance import destroy, instance_env, make_instance, start_or_fail
+from tests.support.postgres import create_database, drop_database
 from tests.support.telephony import ServiceThread
 
 pytestmark = pytest.mark.pbx
@@ -199,3 +202,45 @@ def test_nothing_is_dialled_outside_the_window(campaign_pbx: App, tmp_path: Path
         t.astimezone(HELSINKI) >= datetime(2026, 12, 28, 10, 0, tzinfo=HELSINKI) for t in starts
     )
     assert {str(lang) for lang in languages} == {"fi"}
+
+
+def test_two_workers_on_postgresql_never_dial_an_attempt_twice(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Two telephony workers, each with its own Asterisk, share one PostgreSQL database."""
+    name = f"ivr_two_{uuid.uuid4().hex[:10]}"
+    url = create_database(postgres_url, name)
+    apps: list[App] = []
+    try:
+        for n in range(2):
+            env = {
+                **instance_env(tmp_path / f"node{n}"),
+                "IVR_DATABASE_URL": url,
+                "IVR_TELEPHONY_NODE_NAME": f"node{n}",
+            }
+            app, _ = init(load_settings(environ=env))
+            start_or_fail(app)
+            apps.append(app)
+        admin = apps[0].campaigns()
+        phones = [number_for(701, n) for n in range(1, 121)]
+        (tmp_path / "c.csv").write_text("phone\n" + "\n".join(phones) + "\n")
+        admin.create("kaksi", FLOW, CampaignSettings(calls_per_second=20, max_concurrent=40))
+        admin.import_contacts("kaksi", tmp_path / "c.csv")
+        with ServiceThread(apps[0], dial=True) as one, ServiceThread(apps[1], dial=True) as two:
+            for svc in (one, two):
+                svc.set_time(MONDAY_10.astimezone(UTC))
+            admin.start("kaksi")
+            _wait(lambda: admin.status("kaksi")["status"] == "completed", 120, "completion")
+        with admin.factory() as s:
+            rows = s.execute(sa.select(Attempt.phone, Attempt.claimed_by, Attempt.outcome)).all()
+            calls = s.execute(sa.select(Call.remote_number, Call.node_name)).all()
+    finally:
+        for app in apps:
+            destroy(app)
+        drop_database(postgres_url, name)
+    assert sorted(r.phone for r in rows) == sorted(phones)  # one attempt per contact
+    assert {str(r.outcome) for r in rows} == {"completed"}
+    assert sorted(c.remote_number for c in calls) == sorted(phones)  # each dialled once
+    per_node = Counter(c.node_name for c in calls)
+    assert set(per_node) == {"node0", "node1"}, per_node  # both workers took a share
+    assert all(r.claimed_by in ("node0", "node1") for r in rows)

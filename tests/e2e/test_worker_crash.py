@@ -3,10 +3,6 @@ hanging in Asterisk and the call is recorded as interrupted."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +15,7 @@ from ivr.softphone import accounts
 from ivr.store.db import make_engine
 from tests.support.baresip import Baresip
 from tests.support.instance import destroy, make_instance, start_or_fail
+from tests.support.worker import Worker
 
 pytestmark = pytest.mark.pbx
 
@@ -30,39 +27,6 @@ def own_pbx() -> Iterator[tuple[App, dict[str, str]]]:
     start_or_fail(app)
     yield app, env
     destroy(app)
-
-
-class Worker:
-    """`ivr telephony` as an operator runs it, in its own process."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        full = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
-        full.update(env)
-        self.log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ivr.cli", "-v", "telephony"],
-            env=full,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while "is running" not in log.read_text(errors="replace"):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                pytest.fail(f"`ivr telephony` did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            return self.proc.wait(20)
-        return self.proc.returncode
 
 
 def _calls(app: App) -> list[tuple[str, str | None]]:

@@ -1,0 +1,125 @@
+"""Crash safety of a running campaign: the telephony worker killed with SIGKILL, or Asterisk
+restarted, mid-campaign: no attempt is lost and none is placed twice."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ivr.bootstrap import App
+from ivr.campaigns.admin import CampaignAdmin, CampaignSettings
+from ivr.store.models import Attempt, Call
+from ivr.telephony.personas import number_for
+from tests.support.instance import destroy, make_instance, start_or_fail
+from tests.support.worker import Worker
+
+pytestmark = pytest.mark.pbx
+
+FLOW = Path(__file__).parent / "flows" / "mini-survey.yaml"
+ALWAYS = CampaignSettings(
+    windows="mon-sun 00:00-23:59",
+    allow_holidays=True,
+    calls_per_second=8,
+    max_concurrent=20,
+    retry_busy_minutes=1,
+    retry_failed_minutes=1,
+    cross_campaign_daily_cap=False,
+)
+
+
+@pytest.fixture()
+def node(tmp_path: Path) -> Iterator[tuple[App, dict[str, str]]]:
+    app, env = make_instance(prefix="ivr-ccrash-")
+    start_or_fail(app)
+    yield app, env
+    destroy(app)
+
+
+def _campaign(app: App, tmp_path: Path, name: str) -> tuple[CampaignAdmin, list[str]]:
+    admin = app.campaigns()
+    phones = [number_for(701, n) for n in range(1, 81)]
+    (tmp_path / "c.csv").write_text("phone\n" + "\n".join(phones) + "\n")
+    admin.create(name, FLOW, ALWAYS)
+    admin.import_contacts(name, tmp_path / "c.csv")
+    return admin, phones
+
+
+def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def _in_flight(admin: CampaignAdmin) -> int:
+    with admin.factory() as s:
+        return int(
+            s.scalar(
+                sa.select(sa.func.count())
+                .select_from(Attempt)
+                .where(Attempt.state == "dialing", Attempt.channel_id.is_not(None))
+            )
+            or 0
+        )
+
+
+def _check_exactly_once(admin: CampaignAdmin, phones: list[str]) -> Counter[str]:
+    with admin.factory() as s:
+        attempts = s.execute(
+            sa.select(Attempt.id, Attempt.phone, Attempt.attempt_no, Attempt.state, Attempt.outcome)
+        ).all()
+        calls = s.execute(sa.select(Call.attempt_id, Call.status)).all()
+    assert {str(a.state) for a in attempts} == {"done"}  # nothing left in flight or due
+    assert all(str(c.status) != "active" for c in calls)
+    per_attempt = Counter(c.attempt_id for c in calls)
+    assert max(per_attempt.values()) == 1  # no attempt was placed twice
+    placed = {a.id for a in attempts if str(a.outcome) != "skipped"}
+    assert set(per_attempt) == placed  # every placed attempt has its call
+    final: dict[str, str] = {}
+    for a in sorted(attempts, key=lambda a: a.attempt_no):
+        final[a.phone] = str(a.outcome)
+    assert sorted(final) == sorted(phones)  # no contact lost
+    for phone in phones:
+        assert final[phone] == "completed", (phone, final[phone])
+    return Counter(str(a.outcome) for a in attempts)
+
+
+def test_worker_killed_mid_campaign(node: tuple[App, dict[str, str]], tmp_path: Path) -> None:
+    app, env = node
+    admin, phones = _campaign(app, tmp_path, "kill")
+    log = tmp_path / "worker.log"
+    worker = Worker(env, log)
+    admin.start("kill")
+    _until(lambda: _in_flight(admin) >= 5, 30, "calls in flight")
+    worker.kill()  # SIGKILL, calls in flight
+    time.sleep(1)
+    worker = Worker(env, log)
+    try:
+        _until(lambda: admin.status("kill")["status"] == "completed", 180, "completion")
+    finally:
+        assert worker.stop() == 0, log.read_text()[-3000:]
+    outcomes = _check_exactly_once(admin, phones)
+    assert outcomes["interrupted"] >= 1, outcomes  # the calls cut by the kill, retried
+
+
+def test_asterisk_restarted_mid_campaign(node: tuple[App, dict[str, str]], tmp_path: Path) -> None:
+    app, env = node
+    admin, phones = _campaign(app, tmp_path, "restart")
+    log = tmp_path / "worker.log"
+    worker = Worker(env, log)
+    try:
+        admin.start("restart")
+        _until(lambda: _in_flight(admin) >= 5, 30, "calls in flight")
+        app.pbx().stop()  # every call in flight is cut
+        time.sleep(1)
+        start_or_fail(app)
+        _until(lambda: admin.status("restart")["status"] == "completed", 180, "completion")
+    finally:
+        assert worker.stop() == 0, log.read_text()[-3000:]
+    outcomes = _check_exactly_once(admin, phones)
+    assert outcomes["interrupted"] >= 1, outcomes
