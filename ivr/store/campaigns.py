@@ -468,18 +468,11 @@ def schedule_first_attempts(
 
 
 def _begin_immediate(s: Session) -> None:
-    """SQLite: make the session's transaction take the write lock when it begins.
-
-    Claims must not read a snapshot and then find another writer was first (SQLite then
-    fails at once, without waiting). The option only works when it begins the transaction.
-    """
+    """SQLite: the claim's transaction holds the write lock from its start (every SQLite
+    transaction begins IMMEDIATE, see ivr.store.db), so no other writer claims between our
+    read and our update."""
     options: dict[str, Any] = {BEGIN_IMMEDIATE: True}
-    connection = s.connection(execution_options=options)
-    if not connection.get_execution_options().get(BEGIN_IMMEDIATE):
-        raise CampaignError(
-            "claim_due_attempts on SQLite must be the first statement of its transaction "
-            "(it begins it with BEGIN IMMEDIATE); claim in a new session"
-        )
+    s.connection(execution_options=options)
 
 
 def claim_due_attempts(
@@ -494,8 +487,8 @@ def claim_due_attempts(
     ``node``, the earliest first: they become ``dialing``, ``claimed_by=node``.
 
     No two callers ever get the same attempt: PostgreSQL skips rows another transaction has
-    locked (``FOR UPDATE SKIP LOCKED``); SQLite runs the claim as the only writer
-    (``BEGIN IMMEDIATE``, so it must be the first statement of the session's transaction).
+    locked (``FOR UPDATE SKIP LOCKED``); on SQLite the claim runs as the only writer
+    (its transaction began with ``BEGIN IMMEDIATE``).
     """
     if limit <= 0 or (campaign_ids is not None and not campaign_ids):
         return []

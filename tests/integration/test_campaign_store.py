@@ -436,26 +436,11 @@ def test_claim_takes_due_attempts_of_running_campaigns_earliest_first(
         assert count(s, Attempt, Attempt.state == AttemptState.DUE) == 4  # draft + paused
 
 
-def test_on_sqlite_a_claim_must_begin_its_transaction(
-    sessions: sessionmaker[Session], db_url: str
-) -> None:
-    if not db_url.startswith("sqlite"):
-        pytest.skip("BEGIN IMMEDIATE is how SQLite claims; PostgreSQL locks rows")
-    running_campaign(sessions, "a", 2)
-    with session_scope(sessions) as s:
-        s.scalar(sa.select(sa.func.count()).select_from(Attempt))  # a deferred BEGIN
-        with (
-            pytest.warns(sa.exc.SAWarning, match="execution_options ignored"),
-            pytest.raises(CampaignError, match="must be the first statement"),
-        ):
-            claim_due_attempts(s, node="node-a", now=NOW, limit=1)
-
-
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_postgresql_claims_skip_rows_another_worker_is_claiming(
     sessions: sessionmaker[Session], db_url: str
 ) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("SKIP LOCKED is PostgreSQL's; SQLite has one writer at a time")
+    assert db_url.startswith("postgresql")  # SKIP LOCKED is PostgreSQL's
     running_campaign(sessions, "a", 10)
     with session_scope(sessions) as first:
         mine = claim_due_attempts(first, node="node-a", now=NOW, limit=4)  # locks held

@@ -107,7 +107,6 @@ def test_prompts_lists_recorded_and_synthetic(data_dir: Path) -> None:
     assert not data_dir.exists()
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 def test_prompts_render_fills_the_data_dir_cache_once(tmp_path: Path, data_dir: Path) -> None:
     folder = tmp_path / "flows"
     (folder / "recordings").mkdir(parents=True)

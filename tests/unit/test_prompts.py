@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
 import struct
 import wave
 from pathlib import Path
@@ -16,8 +15,6 @@ from ivr.flows.loader import parse_flow
 from ivr.flows.model import Flow
 from ivr.speech import tts
 from ivr.speech.prompts import PromptError, PromptStore, prompt_source
-
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
 FLOW = """\
 id: prompts
