@@ -161,19 +161,34 @@ class Dialer:
                 cstore.release_attempt(s, attempt.id)  # claimed, never placed
                 continue
             call = s.scalars(sa.select(Call).where(Call.attempt_id == attempt.id)).first()
-            status = call.status.value if call is not None else "interrupted"
+            if call is None:
+                # Marked originated, but the call row (written before the originate) is
+                # missing: the call was never placed. It goes back to the queue unspent.
+                s.execute(
+                    sa.update(Attempt)
+                    .where(Attempt.id == attempt.id, Attempt.state == AttemptState.DIALING)
+                    .values(
+                        state=AttemptState.DUE,
+                        channel_id=None,
+                        started_at=None,
+                        claimed_by=None,
+                        claimed_at=None,
+                    )
+                )
+                continue
+            status = call.status.value
             if status == CallStatus.ACTIVE.value:
                 # The worker died mid-call; the service has hung the channel up.
-                repo.end_call(s, call.id, CallStatus.INTERRUPTED)  # type: ignore[union-attr]
+                repo.end_call(s, call.id, CallStatus.INTERRUPTED)
                 status = "interrupted"
             self._settle(
                 s,
                 attempt,
                 STATUS_OUTCOME.get(status, "interrupted"),
-                call_id=call.id if call is not None else None,
-                answered_at=call.answered_at if call is not None else None,
-                ended_at=(call.ended_at if call is not None else None) or self.clock(),
-                cause=call.hangup_cause if call is not None else None,
+                call_id=call.id,
+                answered_at=call.answered_at,
+                ended_at=call.ended_at or self.clock(),
+                cause=call.hangup_cause,
                 detail="reconciled after a restart",
             )
 

@@ -49,20 +49,40 @@ def _campaign(app: App, tmp_path: Path, name: str) -> tuple[CampaignAdmin, list[
     return admin, phones
 
 
-def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
+def _until(
+    check: Callable[[], bool], timeout: float, what: str, explain: Callable[[], str] = str
+) -> None:
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {explain()}"
         time.sleep(0.3)
 
 
+def _explain(admin: CampaignAdmin, name: str, log: Path) -> Callable[[], str]:
+    def text() -> str:
+        status = admin.status(name)
+        with admin.factory() as s:
+            states = s.execute(
+                sa.select(Attempt.state, Attempt.outcome, sa.func.count()).group_by(
+                    Attempt.state, Attempt.outcome
+                )
+            ).all()
+        return (
+            f"{status['status']} ({status['reason']}); attempts {states}; worker log:\n"
+            + log.read_text(errors="replace")[-2500:]
+        )
+
+    return text
+
+
 def _in_flight(admin: CampaignAdmin) -> int:
+    """Calls answered and running now (their flows in progress)."""
     with admin.factory() as s:
         return int(
             s.scalar(
                 sa.select(sa.func.count())
-                .select_from(Attempt)
-                .where(Attempt.state == "dialing", Attempt.channel_id.is_not(None))
+                .select_from(Call)
+                .where(Call.status == "active", Call.answered_at.is_not(None))
             )
             or 0
         )
@@ -100,7 +120,12 @@ def test_worker_killed_mid_campaign(node: tuple[App, dict[str, str]], tmp_path: 
     time.sleep(1)
     worker = Worker(env, log)
     try:
-        _until(lambda: admin.status("kill")["status"] == "completed", 180, "completion")
+        _until(
+            lambda: admin.status("kill")["status"] == "completed",
+            300,
+            "completion",
+            _explain(admin, "kill", log),
+        )
     finally:
         assert worker.stop() == 0, log.read_text()[-3000:]
     outcomes = _check_exactly_once(admin, phones)
@@ -118,7 +143,12 @@ def test_asterisk_restarted_mid_campaign(node: tuple[App, dict[str, str]], tmp_p
         app.pbx().stop()  # every call in flight is cut
         time.sleep(1)
         start_or_fail(app)
-        _until(lambda: admin.status("restart")["status"] == "completed", 180, "completion")
+        _until(
+            lambda: admin.status("restart")["status"] == "completed",
+            300,
+            "completion",
+            _explain(admin, "restart", log),
+        )
     finally:
         assert worker.stop() == 0, log.read_text()[-3000:]
     outcomes = _check_exactly_once(admin, phones)
