@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,12 @@ from ivr.bootstrap import App, init
 from ivr.config import load_settings
 from ivr.pbx import tree
 from tests.support.ports import free_port, free_range
+from tests.support.postgres import (
+    PostgresServer,
+    PostgresUnavailable,
+    create_database,
+    start_postgres,
+)
 
 
 def instance_env(data_dir: Path, rtp_size: int = 400) -> dict[str, str]:
@@ -35,7 +43,25 @@ def instance_env(data_dir: Path, rtp_size: int = 400) -> dict[str, str]:
         "IVR_PBX_RTP_END": str(rtp + rtp_size - 1),
         "IVR_TELEPHONY_ARI_RECONNECT_MAX": "1.0",
     }
+    if os.environ.get("IVR_TEST_DATABASE") == "postgresql":
+        env["IVR_DATABASE_URL"] = _postgres_database()
     return env
+
+
+_server: PostgresServer | None = None
+
+
+def _postgres_database() -> str:
+    """IVR_TEST_DATABASE=postgresql: every instance gets a database on one real server
+    (started once per test process and stopped at its exit)."""
+    global _server
+    if _server is None:
+        try:
+            _server = start_postgres()
+        except PostgresUnavailable as exc:
+            pytest.fail(f"IVR_TEST_DATABASE=postgresql, but PostgreSQL cannot start: {exc}")
+        atexit.register(_server.stop)
+    return create_database(_server.url(), f"ivr_i_{uuid.uuid4().hex[:12]}")
 
 
 def make_instance(prefix: str = "ivr-t-") -> tuple[App, dict[str, str]]:
