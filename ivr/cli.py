@@ -272,6 +272,86 @@ def cmd_flow(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_stt_options(parser: argparse.ArgumentParser) -> None:
+    """The speech-to-text engine's settings (the config has none yet)."""
+    parser.add_argument("--models-dir", help="where model names are looked up")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    parser.add_argument(
+        "--compute-type",
+        help="int8, float16, int8_float16... (default int8 on CPU, float16 on GPU)",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+
+
+def cmd_stt(args: argparse.Namespace) -> int:
+    """`ivr stt transcribe FILE --language LANG`: the transcript, or exit 2 with the reason."""
+    from ivr.speech.stt import FLAG_DESCRIPTIONS, SttConfig, SttError
+    from ivr.speech.stt.faster_whisper import FasterWhisperEngine
+
+    if not args.model:
+        print(
+            "ivr: error: no speech-to-text model: pass --model PATH_OR_NAME",
+            file=sys.stderr,
+        )
+        return 2
+    config = SttConfig(
+        default_model=args.model,
+        device=args.device,
+        compute_type=args.compute_type,
+        threads=args.threads,
+        models_dir=Path(args.models_dir) if args.models_dir else None,
+    )
+    try:
+        transcript = FasterWhisperEngine(config).transcribe(Path(args.file), args.language)
+    except SttError as exc:
+        print(f"ivr: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        _print(json.dumps(transcript.to_dict(), ensure_ascii=False))
+    elif transcript.flagged:
+        print(
+            f"{args.file}: {FLAG_DESCRIPTIONS[transcript.flagged]} "
+            f"({transcript.speech_seconds:.2f} s of speech in {transcript.audio_seconds:.2f} s)",
+            file=sys.stderr,
+        )
+    else:
+        _print(transcript.text)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """`ivr models`: does each speech-to-text model load here? (exit 1 if one does not)"""
+    from ivr.speech.stt import ModelError, SttConfig
+    from ivr.speech.stt.faster_whisper import FasterWhisperEngine
+
+    models = list(dict.fromkeys(args.model or []))
+    if not models:
+        _print("no speech-to-text models are configured; name them with --model PATH_OR_NAME")
+        return 0
+    config = SttConfig(
+        default_model=models[0],
+        device=args.device,
+        compute_type=args.compute_type,
+        threads=args.threads,
+        models_dir=Path(args.models_dir) if args.models_dir else None,
+    )
+    engine = FasterWhisperEngine(config)
+    failed = 0
+    for spec in models:
+        try:
+            loaded = engine.load(spec)
+        except ModelError as exc:
+            failed += 1
+            _print(f"{spec}: NOT USABLE - {exc}")
+            continue
+        kind = "multilingual" if loaded.multilingual else "English-only"
+        _print(
+            f"{spec}: ok, {kind}, loaded in {loaded.load_seconds:.2f} s "
+            f"({loaded.device}, {loaded.compute_type}) from {loaded.path}"
+        )
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ivr", description="Voice platform for resident participation (Asterisk + Python)"
@@ -370,6 +450,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--render", action="store_true", help="render missing audio into <data dir>/prompts/"
     )
     p.set_defaults(func=cmd_flow)
+
+    p = sub.add_parser("stt", help="speech to text")
+    stt_sub = p.add_subparsers(dest="action", required=True)
+    st = stt_sub.add_parser("transcribe", help="transcribe a recording (exit 2 if unreadable)")
+    st.add_argument("file", help="the recording (WAV, MP3, M4A, OGG, FLAC...)")
+    st.add_argument("--language", required=True, choices=["fi", "sv", "en"])
+    st.add_argument(
+        "--model", help="a CTranslate2 Whisper model folder, or a model name on this machine"
+    )
+    st.add_argument("--json", action="store_true", help="the whole transcript as JSON")
+    _add_stt_options(st)
+    p.set_defaults(func=cmd_stt)
+
+    p = sub.add_parser("models", help="do the speech-to-text models load? (exit 1 if not)")
+    p.add_argument(
+        "--model",
+        action="append",
+        help="a model folder or name to check (repeatable)",
+    )
+    _add_stt_options(p)
+    p.set_defaults(func=cmd_models)
     return parser
 
 

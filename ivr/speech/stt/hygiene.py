@@ -1,0 +1,264 @@
+"""Audio hygiene before a model sees a recording: load, measure, flag, trim, resample.
+
+Any format ffmpeg reads (WAV, MP3, M4A, OGG, FLAC…) is loaded through pydub. A recording
+that is silent, or has less speech than a minimum, is flagged here so that no model runs
+for it. The voice-activity measure is energy-based: 20 ms frames whose level is well above
+the recording's own noise floor (and above an absolute floor) count as speech.
+Leading and trailing non-speech is trimmed (with a margin) and the result is resampled to
+16 kHz mono float32, which is what Whisper expects.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from pydub import AudioSegment  # type: ignore[import-untyped]
+from pydub.exceptions import CouldntDecodeError  # type: ignore[import-untyped]
+
+from ivr.speech.stt.base import FLAG_SILENT, FLAG_TOO_SHORT, AudioError
+
+Samples = npt.NDArray[np.float32]
+
+WHISPER_RATE = 16_000
+SILENCE_DBFS = -120.0  # the level reported for digital silence
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Mono samples in -1..1 at ``rate`` Hz, and the file they came from."""
+
+    path: Path
+    samples: Samples
+    rate: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.rate
+
+
+@dataclass(frozen=True)
+class HygieneSettings:
+    """Thresholds of the screening; the defaults suit phone recordings of open answers."""
+
+    frame_ms: int = 20
+    silence_peak_dbfs: float = -50.0  # a peak below this: silent
+    speech_floor_dbfs: float = -50.0  # a frame quieter than this is never speech
+    noise_margin_db: float = 12.0  # speech is this far above the noise floor...
+    dynamics_cap_db: float = 10.0  # ...but at most this far below the loudest frame
+    min_burst_ms: int = 60  # shorter bursts (clicks) are not speech
+    bridge_gap_ms: int = 200  # shorter pauses inside speech count as speech
+    min_speech_seconds: float = 0.5  # less speech than this: too short to transcribe
+    trim_margin_ms: int = 250  # kept around the speech when trimming
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What the screening found in a recording."""
+
+    audio_seconds: float
+    speech_seconds: float
+    peak_dbfs: float
+    rms_dbfs: float
+    speech_start: float  # seconds; 0 when there is no speech
+    speech_end: float
+
+    def flag(self, settings: HygieneSettings) -> str | None:
+        """FLAG_SILENT, FLAG_TOO_SHORT, or None when the recording is worth transcribing."""
+        if self.peak_dbfs < settings.silence_peak_dbfs or self.speech_seconds == 0:
+            return FLAG_SILENT
+        if self.speech_seconds < settings.min_speech_seconds:
+            return FLAG_TOO_SHORT
+        return None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A recording ready for a model: 16 kHz mono float32, trimmed; or a flag instead."""
+
+    measure: Measure
+    flagged: str | None
+    samples: Samples  # empty when flagged
+    offset: float  # seconds cut from the start (to map model times back to the file)
+
+
+def _dbfs(value: float) -> float:
+    return 20.0 * math.log10(value) if value > 0 else SILENCE_DBFS
+
+
+def _ffmpeg_reason(path: Path, exc: CouldntDecodeError) -> str:
+    """The last line of ffmpeg's complaint: the one that says what is wrong."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = lines[-1] if lines else "unknown error"
+    detail = detail.removeprefix(f"{path}: ")
+    return f"not an audio file, or a corrupt one (ffmpeg: {detail})"
+
+
+def load_audio(path: Path) -> Audio:
+    """Decode ``path`` to mono float32; AudioError (naming the file) when that is impossible."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "no such file")
+    if not path.is_file():
+        raise AudioError(path, "not a file")
+    size = path.stat().st_size
+    if size == 0:
+        raise AudioError(path, "the file is empty (0 bytes)")
+    if path.suffix.lower() != ".wav" and shutil.which("ffmpeg") is None:
+        raise AudioError(path, "ffmpeg is needed to read this format: apt-get install ffmpeg")
+    try:
+        segment = AudioSegment.from_file(str(path))
+    except CouldntDecodeError as exc:
+        raise AudioError(path, _ffmpeg_reason(path, exc)) from None
+    except (IndexError, KeyError):
+        # pydub's probe found no audio stream in the file
+        raise AudioError(path, "not an audio file (no audio stream found)") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise AudioError(path, f"not readable as audio ({exc})") from None
+    except Exception as exc:  # the decoder's own failure, whatever it is: still the file's
+        raise AudioError(path, f"not readable as audio ({type(exc).__name__}: {exc})") from None
+    if segment.frame_count() == 0 or segment.frame_rate <= 0:
+        raise AudioError(path, "the file contains no audio (0 samples)")
+    width = int(segment.sample_width)
+    raw = np.asarray(segment.get_array_of_samples(), dtype=np.float64)
+    raw /= float(1 << (8 * width - 1))
+    channels = int(segment.channels)
+    if channels > 1:
+        raw = raw[: len(raw) - len(raw) % channels].reshape(-1, channels).mean(axis=1)
+    return Audio(path=path, samples=raw.astype(np.float32), rate=int(segment.frame_rate))
+
+
+def frame_levels(samples: Samples, rate: int, frame_ms: int) -> npt.NDArray[np.float64]:
+    """The RMS level (dBFS) of each whole ``frame_ms`` frame; the last partial frame too."""
+    size = max(1, rate * frame_ms // 1000)
+    count = -(-len(samples) // size)
+    padded = np.zeros(count * size, dtype=np.float64)
+    padded[: len(samples)] = samples
+    frames = padded.reshape(count, size)
+    rms: npt.NDArray[np.float64] = np.sqrt(np.mean(frames * frames, axis=1))
+    floor = 10.0 ** (SILENCE_DBFS / 20.0)
+    levels: npt.NDArray[np.float64] = 20.0 * np.log10(np.maximum(rms, floor))
+    return levels
+
+
+def _runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """(start, end) frame index pairs of the True runs in ``mask``; end is exclusive."""
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    return [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
+
+
+def speech_frames(
+    levels: npt.NDArray[np.float64], settings: HygieneSettings
+) -> npt.NDArray[np.bool_]:
+    """Which frames are speech: loud enough, not a click, pauses inside speech bridged."""
+    if len(levels) == 0:
+        return np.zeros(0, dtype=np.bool_)
+    noise = float(np.percentile(levels, 10))
+    loudest = float(levels.max())
+    threshold = max(
+        settings.speech_floor_dbfs,
+        min(noise + settings.noise_margin_db, loudest - settings.dynamics_cap_db),
+    )
+    mask = levels > threshold
+    min_burst = max(1, settings.min_burst_ms // settings.frame_ms)
+    for start, end in _runs(mask):
+        if end - start < min_burst:
+            mask[start:end] = False
+    bridge = settings.bridge_gap_ms // settings.frame_ms
+    runs = _runs(mask)
+    for (_, end), (next_start, _) in zip(runs, runs[1:], strict=False):
+        if next_start - end <= bridge:
+            mask[end:next_start] = True
+    return mask
+
+
+def measure(audio: Audio, settings: HygieneSettings | None = None) -> Measure:
+    """Length, speech, levels and where the speech starts and ends."""
+    settings = settings or HygieneSettings()
+    samples = audio.samples
+    peak = float(np.abs(samples).max()) if len(samples) else 0.0
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
+    levels = frame_levels(samples, audio.rate, settings.frame_ms)
+    mask = speech_frames(levels, settings)
+    frame_s = settings.frame_ms / 1000.0
+    hits = np.flatnonzero(mask)
+    start = float(hits[0]) * frame_s if len(hits) else 0.0
+    end = min(audio.seconds, float(hits[-1] + 1) * frame_s) if len(hits) else 0.0
+    return Measure(
+        audio_seconds=audio.seconds,
+        speech_seconds=min(audio.seconds, float(len(hits)) * frame_s),
+        peak_dbfs=_dbfs(peak),
+        rms_dbfs=_dbfs(rms),
+        speech_start=start,
+        speech_end=end,
+    )
+
+
+def trim(audio: Audio, found: Measure, settings: HygieneSettings | None = None) -> Audio:
+    """``audio`` without the non-speech before and after the speech (keeping a margin)."""
+    settings = settings or HygieneSettings()
+    if found.speech_end <= found.speech_start:
+        return audio
+    margin = settings.trim_margin_ms / 1000.0
+    first = max(0, int((found.speech_start - margin) * audio.rate))
+    last = min(len(audio.samples), int(math.ceil((found.speech_end + margin) * audio.rate)))
+    return Audio(path=audio.path, samples=audio.samples[first:last], rate=audio.rate)
+
+
+def _kaiser_lowpass(cutoff: float, half_width: int) -> npt.NDArray[np.float64]:
+    """A windowed-sinc low-pass with ``2 * half_width + 1`` taps; cutoff in cycles/sample."""
+    n = np.arange(-half_width, half_width + 1, dtype=np.float64)
+    return 2.0 * cutoff * np.sinc(2.0 * cutoff * n) * np.kaiser(len(n), 8.0)
+
+
+def resample(samples: Samples, rate: int, target: int, zero_crossings: int = 16) -> Samples:
+    """Band-limited resampling by the rational factor ``target / rate`` (polyphase FIR).
+
+    Conceptually: insert ``up - 1`` zeros between samples, low-pass below both Nyquist
+    rates, keep every ``down``-th sample. Only the output samples are computed.
+    """
+    if rate <= 0 or target <= 0:
+        raise ValueError(f"sample rates must be positive, not {rate} -> {target}")
+    if rate == target or len(samples) == 0:
+        return samples.astype(np.float32, copy=False)
+    ratio = Fraction(target, rate)
+    up, down = ratio.numerator, ratio.denominator
+    wider = max(up, down)
+    half = zero_crossings * wider  # the filter's half length at the upsampled rate
+    kernel = _kaiser_lowpass(0.5 / wider, half) * up  # gain `up` restores the level
+    # y[n] = sum_j x[k0 - j] * h(p + j * up), with k0 = n * down // up and p = its remainder
+    reach = half // up + 1
+    out_len = -(-len(samples) * up // down)
+    n = np.arange(out_len, dtype=np.int64)
+    base, phase = np.divmod(n * down, up)
+    source = np.concatenate((np.zeros(reach), samples.astype(np.float64), np.zeros(reach + 1)))
+    result = np.zeros(out_len, dtype=np.float64)
+    for j in range(-reach, reach + 1):
+        tap = phase + j * up + half  # the kernel index of this input sample
+        valid = (tap >= 0) & (tap < len(kernel))
+        weights = np.where(valid, kernel[np.clip(tap, 0, len(kernel) - 1)], 0.0)
+        result += source[base - j + reach] * weights
+    return result.astype(np.float32)
+
+
+def prepare(
+    path: Path, settings: HygieneSettings | None = None, *, rate: int = WHISPER_RATE
+) -> Prepared:
+    """Load, measure and screen ``path``; unless flagged, trim it and resample to ``rate``."""
+    settings = settings or HygieneSettings()
+    audio = load_audio(path)
+    found = measure(audio, settings)
+    flagged = found.flag(settings)
+    if flagged is not None:
+        return Prepared(found, flagged, np.zeros(0, dtype=np.float32), 0.0)
+    trimmed = trim(audio, found, settings)
+    offset = max(0.0, found.speech_start - settings.trim_margin_ms / 1000.0)
+    offset = int(offset * audio.rate) / audio.rate
+    return Prepared(found, None, resample(trimmed.samples, audio.rate, rate), offset)
