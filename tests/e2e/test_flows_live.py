@@ -112,13 +112,22 @@ def test_softphone_completes_the_call_in_survey(
         phone.wait_registered(10)
         phone.dial(line)
         phone.wait_event("CALL_ESTABLISHED", 10)
-        phone.send_digits(lang_key, gap=BARGE_IN)  # language menu (barge-in)
-        time.sleep(prompt_seconds(media, flow, "welcome", language) + 1.0)
-        for key in "4", "3", "1", "2":  # services, develop-area, recommend, age-group
-            phone.send_digits(key, gap=BARGE_IN)
+        # Each key goes in once the flow is at its question (a key during the welcome
+        # would be ignored): the test follows the call's progress in the database.
+        for node_id, key in (
+            ("lang", lang_key),
+            ("services", "4"),
+            ("develop-area", "3"),
+            ("recommend", "1"),
+            ("age-group", "2"),
+        ):
+            _reach(svc, before, node_id)
+            phone.send_digits(key, gap=BARGE_IN)  # barge-in on the question
+        _reach(svc, before, "develop-open")
         time.sleep(prompt_seconds(media, flow, "develop-open", language) + 1.5)
         time.sleep(4.0)  # speak into the recording
         phone.send_digits("#")  # ...and end it
+        _reach(svc, before, "contact")
         phone.send_digits("1122", gap=BARGE_IN)  # consent, phone, afternoon, Arabic
         phone.wait_event("CALL_CLOSED", 60)
     call_id = svc.run(_wait_for_new_call(svc, before))
@@ -257,15 +266,31 @@ def _clock(svc: ServiceThread, when: datetime) -> Iterator[None]:
         svc.set_time(None)
 
 
+def _reach(svc: ServiceThread, calls_before: int, node_id: str, timeout: float = 30) -> None:
+    """Wait until the newest call is at ``node_id`` (its question is being asked)."""
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        if svc.parts.store.count_calls() > calls_before:
+            newest = svc.parts.store.newest_call_id()
+            call = svc.parts.store.call(newest) if newest else None
+            seen = call.last_node_id if call is not None else None
+            if seen == node_id:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"the call did not reach {node_id!r} (it is at {seen!r})")
+
+
 def _run_housing(svc: ServiceThread, caller: Baresip, plan: list[tuple[str, str]]) -> None:
-    """Dial the housing line from a softphone and walk ``plan`` (node, keys)."""
+    """Dial the housing line from a softphone and walk ``plan`` (node, keys): each key goes
+    in when the call is at that node; say nodes are listened to."""
     flow = svc.service.lines["102"].flow
+    before = svc.parts.store.count_calls()
     caller.dial("102")
     caller.wait_event("CALL_ESTABLISHED", 10)
     for node_id, keys in plan:
-        if flow.nodes[node_id].kind == "say":
-            time.sleep(prompt_seconds(svc.parts.prompts, flow, node_id, "fi") + 0.8)
-        else:
+        if flow.nodes[node_id].kind != "say":
+            _reach(svc, before, node_id)
             caller.send_digits(keys, gap=BARGE_IN)
 
 
