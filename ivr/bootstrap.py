@@ -58,7 +58,10 @@ class App:
             or settings.telephony.node_name
             or f"{socket.gethostname()}:{settings.pbx.sip_port}"
         )
-        store = DbCallStore(make_session_factory(engine), node)
+        from ivr.jobs import make_queue
+
+        jobs = make_queue(settings)
+        store = DbCallStore(make_session_factory(engine), node, jobs.enqueue_transcription)
         prompts = PromptMedia(PromptStore(settings.cache_dir / "prompts"))
         flows: dict[str, Flow] = {}
         lines: dict[str, Line] = {}

@@ -126,6 +126,41 @@ def cmd_telephony(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """`ivr worker`: the job consumer (transcriptions), one worker thread, until SIGTERM."""
+    from ivr.config import load_settings
+    from ivr.jobs import make_queue
+
+    settings = load_settings()
+    queue = make_queue(settings)
+    if not args.verbose:  # what the worker does, without debug noise
+        for name in ("huey", "ivr.jobs", "ivr.speech"):
+            logging.getLogger(name).setLevel(logging.INFO)
+    _print(
+        f"job worker is running on {settings.data_dir / 'jobs.db'} "
+        f"({queue.pending()} pending); SIGTERM or Ctrl-C stops it"
+    )
+    try:
+        queue.consumer().run()
+    finally:
+        queue.close()
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    """`ivr jobs`: the queue depth (pending jobs, and retries scheduled for later)."""
+    from ivr.config import load_settings
+    from ivr.jobs import make_queue
+
+    queue = make_queue(load_settings())
+    if args.json:
+        _print(json.dumps({"pending": queue.pending(), "scheduled": queue.scheduled()}))
+    else:
+        _print(f"pending: {queue.pending()}")
+        _print(f"scheduled: {queue.scheduled()}")
+    return 0
+
+
 def cmd_campaign(args: argparse.Namespace) -> int:
     from ivr.bootstrap import load_app
     from ivr.campaigns.admin import CampaignSettings, as_json, format_status
@@ -427,6 +462,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("telephony", help="run the telephony worker (call flows on Asterisk)")
     p.set_defaults(func=cmd_telephony)
+
+    p = sub.add_parser("worker", help="run the job worker (transcriptions) until SIGTERM")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("jobs", help="the job queue's depth (pending jobs)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_jobs)
 
     p = sub.add_parser("demo", help="start the PBX and call simulated residents")
     p.add_argument(

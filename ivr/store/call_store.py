@@ -28,9 +28,15 @@ CALLBACK_FIELDS = {"channel", "time_window", "interpreter"}
 
 
 class DbCallStore:
-    def __init__(self, factory: sessionmaker[Session], node_name: str) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        node_name: str,
+        on_recording: Callable[[int], None] | None = None,
+    ) -> None:
         self.factory = factory
         self.node_name = node_name
+        self.on_recording = on_recording  # given a stored recording's id (e.g. to transcribe)
         bind = factory.kw.get("bind")
         sqlite = bind is not None and bind.dialect.name == "sqlite"
         self._pool = ThreadPoolExecutor(max_workers=1 if sqlite else 4, thread_name_prefix="ivr-db")
@@ -82,7 +88,7 @@ class DbCallStore:
         await self._run(lambda s: repo.set_progress(s, call_id, node_id=node_id, language=language))
 
     async def answer(self, call_id: str, action: fe.SaveAnswer) -> None:
-        def work(s: Session) -> None:
+        def work(s: Session) -> int | None:
             repo.save_answer(
                 s,
                 call_id,
@@ -93,16 +99,25 @@ class DbCallStore:
                 digits=action.digits,
             )
             if action.kind == "open":
-                repo.save_recording(
+                return repo.save_recording(
                     s,
                     call_id,
                     node_id=action.node_id,
                     path=action.value,
                     duration_seconds=action.seconds or 0.0,
                     language=action.language,
-                )
+                ).id
+            return None
 
-        await self._run(work)
+        recording_id = await self._run(work)
+        if recording_id is not None and self.on_recording is not None:
+            on_recording = self.on_recording  # after the commit: the row is there to read
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._pool, on_recording, recording_id
+                )
+            except Exception:  # the call goes on; the recording is stored either way
+                log.exception("on_recording(%s) failed", recording_id)
 
     async def callback(
         self, call_id: str, action: fe.SaveCallback, phone_number: str | None

@@ -376,3 +376,32 @@ class Attempt(Base):
     ring_seconds: Mapped[float | None]
     talk_seconds: Mapped[float | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --------------------------------------------------------------------------- transcripts
+class TranscriptRow(Base):
+    """What speech-to-text heard in one recording (one per recording: the job is idempotent).
+
+    ``machine_text`` is the engine's text and is never edited; a reviewer's correction goes
+    to ``corrected_text``. ``segments`` is a JSON list of ``{start, end, text, confidence}``.
+    ``flagged`` is None or a ``ivr.speech.stt`` FLAG_* code (silent, too_short, no_speech).
+    """
+
+    __tablename__ = "transcripts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("recordings.id", ondelete="CASCADE"), unique=True
+    )
+    call_id: Mapped[str] = mapped_column(sa.ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    engine: Mapped[str] = mapped_column(sa.String(64))
+    model: Mapped[str] = mapped_column(sa.Text)
+    language: Mapped[str] = mapped_column(sa.String(8))
+    machine_text: Mapped[str] = mapped_column(sa.Text, default="")
+    confidence: Mapped[float | None]
+    segments: Mapped[str] = mapped_column(sa.Text, default="[]")  # a JSON list
+    flagged: Mapped[str | None] = mapped_column(sa.String(16))
+    corrected_text: Mapped[str | None] = mapped_column(sa.Text)
+    reviewed: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -57,6 +57,7 @@ TABLES = {
     "campaigns",
     "contacts",
     "attempts",
+    "transcripts",
 }
 
 
