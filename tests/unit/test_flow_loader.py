@@ -572,10 +572,10 @@ def _fails(text_or_bytes: str | bytes, tmp_path: Path) -> FlowError:
         file.write_bytes(text_or_bytes)
     else:
         file.write_text(text_or_bytes, encoding="utf-8")
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: not what else the machine runs
     with pytest.raises(FlowError) as caught:
         load_flow(file)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert str(file) in str(caught.value)
     return caught.value
 
@@ -659,9 +659,9 @@ def test_a_missing_file_is_a_flow_error(tmp_path: Path) -> None:
 
 def test_a_wildly_broken_file_stops_after_200_problems_quickly() -> None:
     text = "".join(f"field{i}: {i}\n" for i in range(15_000))
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: not what else the machine runs
     problems = problems_of(text)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert len(problems) == 201
     assert "stopped after 200 problems" in problems[-1].message
 
@@ -791,7 +791,7 @@ def test_the_pure_python_loader_refuses_the_same(monkeypatch: pytest.MonkeyPatch
         ("a: " + "[" * 50 + "]" * 50 + "\n", "nested deeper"),
         ("id: a\x00\n", "U+0000"),
     ]:
-        started = time.perf_counter()
+        started = time.process_time()  # CPU time: not what else the machine runs
         problems = problems_of(text)
-        assert time.perf_counter() - started < 1.0
+        assert time.process_time() - started < 1.0
         assert fragment in problems[0].message, problems
