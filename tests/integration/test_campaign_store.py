@@ -10,17 +10,13 @@ import json
 import re
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.store import repo
@@ -44,7 +40,7 @@ from ivr.store.campaigns import (
     set_status,
     stale_dialing,
 )
-from ivr.store.db import make_engine, make_session_factory, session_scope
+from ivr.store.db import make_engine, session_scope
 from ivr.store.migrate import alembic_config, current_revision, head_revision, upgrade
 from ivr.store.models import (
     Attempt,
@@ -57,36 +53,9 @@ from ivr.store.models import (
     Direction,
     Language,
 )
-from tests.support.postgres import create_database, drop_database
 
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # a Monday, 11:00 in Helsinki
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a new SQLite file, or a new database on the test PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ivr.db'}"
-        return
-    server_url: str = request.getfixturevalue("postgres_url")
-    name = f"ivr_test_{uuid.uuid4().hex[:12]}"
-    url = create_database(server_url, name)
-    yield url
-    drop_database(server_url, name)
-
-
-@pytest.fixture()
-def engine(db_url: str) -> Iterator[Engine]:
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture()
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return make_session_factory(engine)
 
 
 def phone(i: int) -> str:

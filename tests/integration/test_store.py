@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.store import repo
-from ivr.store.db import make_engine, make_session_factory, session_scope
+from ivr.store.db import make_engine, session_scope
 from ivr.store.migrate import (
     DatabaseNotCurrent,
     check_current,
@@ -59,32 +58,6 @@ TABLES = {
     "attempts",
     "transcripts",
 }
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a new SQLite file, or a new database on the test PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ivr.db'}"
-        return
-    server_url: str = request.getfixturevalue("postgres_url")
-    name = f"ivr_test_{uuid.uuid4().hex[:12]}"
-    url = create_database(server_url, name)
-    yield url
-    drop_database(server_url, name)
-
-
-@pytest.fixture()
-def engine(db_url: str) -> Iterator[Engine]:
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture()
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return make_session_factory(engine)
 
 
 def new_call(session: Session, **overrides: Any) -> Call:
