@@ -446,19 +446,25 @@ class Dialer:
         detail = f"SIP {out.sip_code}" if out.sip_code else None
         if outcome == "failed":
             run.reason = f"calls fail ({detail or 'no answer from the trunk'}): is the trunk up?"
-        await self._db(
-            lambda s: self._settle(
-                s,
-                attempt,
-                outcome,
-                call_id=out.call_id,
-                answered_at=out.answered_at,
-                ended_at=out.ended_at or self.clock(),
-                cause=out.cause,
-                sip_code=out.sip_code,
-                detail=detail,
-            )
-        )
+        for retry in range(10):  # a busy database must not leave the attempt in flight
+            try:
+                await self._db(
+                    lambda s: self._settle(
+                        s,
+                        attempt,
+                        outcome,
+                        call_id=out.call_id,
+                        answered_at=out.answered_at,
+                        ended_at=out.ended_at or self.clock(),
+                        cause=out.cause,
+                        sip_code=out.sip_code,
+                        detail=detail,
+                    )
+                )
+                break
+            except sa.exc.OperationalError:
+                log.warning("settling attempt %s: database busy, retrying", attempt.id)
+                await asyncio.sleep(0.5 * (retry + 1))
 
     def _settle(
         self,

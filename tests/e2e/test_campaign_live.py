@@ -121,7 +121,7 @@ def test_campaign_runs_to_completion_with_exact_outcomes(campaign_pbx: App, tmp_
 
         _wait(
             lambda: admin.status("kevät")["status"] == "completed",
-            240,
+            420,
             "the campaign to complete",
             tick=advance_when_idle,
         )
