@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_ivr
+
 FLOW = Path(__file__).parents[1] / "e2e" / "flows" / "mini-survey.yaml"
 
 
-def ivr(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
-    full.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "ivr.cli", *args],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+ivr = run_ivr
 
 
 @pytest.fixture()

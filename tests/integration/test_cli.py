@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_ivr
 from tests.support.instance import instance_env
 
-
-def ivr(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
-    full.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "ivr.cli", *args],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+ivr = run_ivr
 
 
 @pytest.fixture()

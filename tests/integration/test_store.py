@@ -6,10 +6,7 @@ created on the session's server) and the schema only ever comes from the migrati
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -45,6 +42,7 @@ from ivr.store.models import (
     OptOut,
     OptOutSource,
 )
+from tests.support.cli import run_ivr
 from tests.support.postgres import create_database, drop_database
 
 TABLES = {
@@ -357,17 +355,7 @@ def test_foreign_keys_and_checks_are_enforced(sessions: sessionmaker[Session]) -
 
 
 # --------------------------------------------------------------------------- the CLI
-def ivr(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
-    full.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "ivr.cli", *args],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+ivr = run_ivr
 
 
 def test_ivr_init_creates_the_sqlite_database_at_head(tmp_path: Path) -> None:
