@@ -81,6 +81,53 @@ class DatabaseSettings:
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
 
 
+@dataclass(frozen=True)
+class SttSettings:
+    """Speech-to-text of open answers (``[stt]``; ``[stt.models]`` maps languages to models).
+
+    The engine is chosen per installation, i.e. per municipality. faster-whisper runs
+    offline; ``google`` is Google Cloud Speech v2 (optional extra ``ivr[google]``,
+    credentials from GOOGLE_APPLICATION_CREDENTIALS).
+    """
+
+    engine: str = "faster-whisper"  # faster-whisper | google
+    # language (fi, sv, en) or "default" -> a local CTranslate2 model folder or a model name
+    # already on this machine; a relative path is relative to the data directory.
+    models: dict[str, str] = field(default_factory=dict)
+    device: str = "cpu"  # cpu | cuda | auto
+    compute_type: str = ""  # empty: int8 on the CPU, float16 on a GPU
+    threads: int = 2
+    beam_size: int = 5
+    models_dir: str = ""  # where model names are looked up; empty: <data_dir>/models
+    google_project: str = ""
+    google_location: str = "eu"  # eu | us | global | a region such as europe-west4
+    google_endpoint: str = ""  # empty: derived from google_location (eu-speech.googleapis.com)
+    google_model: str = "long"
+
+
+@dataclass(frozen=True)
+class JobsSettings:
+    """The background job queue (transcriptions): huey on SQLite, or on Redis."""
+
+    backend: str = "sqlite"  # sqlite (<data_dir>/jobs.db) | redis
+    redis_url: str = ""  # with backend = "redis": redis://127.0.0.1:6379/0
+    retries: int = 3
+    retry_delay: float = 30.0  # seconds before the first retry; doubled for each later one
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    """Prompt audio: uploads of recorded prompts, and the synthetic voice where none exists."""
+
+    tts_engine: str = "espeak"  # espeak | piper (piper falls back to espeak without a voice)
+    piper_voices_dir: str = ""  # empty: <data_dir>/voices
+    # language -> piper voice name (its .onnx + .onnx.json in piper_voices_dir)
+    piper_voices: dict[str, str] = field(default_factory=dict)
+    max_seconds: float = 300.0  # longer uploads are refused
+    loudness_lufs: float = -20.0
+    peak_dbfs: float = -1.0
+
+
 EXAMPLE_FLOWS = Path(__file__).resolve().parents[1] / "examples" / "flows"
 
 
@@ -111,6 +158,9 @@ class Settings:
     telephony: TelephonySettings = field(default_factory=TelephonySettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     lines: tuple[LineSettings, ...] = field(default_factory=default_lines)
+    stt: SttSettings = field(default_factory=SttSettings)
+    jobs: JobsSettings = field(default_factory=JobsSettings)
+    prompts: PromptSettings = field(default_factory=PromptSettings)
 
     @property
     def config_file(self) -> Path:
@@ -139,7 +189,19 @@ SECTIONS: dict[str, type[Any]] = {
     "pbx": PbxSettings,
     "telephony": TelephonySettings,
     "database": DatabaseSettings,
+    "stt": SttSettings,
+    "jobs": JobsSettings,
+    "prompts": PromptSettings,
 }
+LANGUAGE_KEYS = ("fi", "sv", "en")
+STT_ENGINES = ("faster-whisper", "google")
+STT_DEVICES = ("cpu", "cuda", "auto")
+COMPUTE_TYPES = (
+    *("", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16"),
+    *("float16", "bfloat16", "float32", "default"),
+)
+JOB_BACKENDS = ("sqlite", "redis")
+TTS_ENGINES = ("espeak", "piper")
 TOP_LEVEL = {"data_dir", "cache_dir", "log_level"}
 LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
 
@@ -189,6 +251,24 @@ def _coerce(value: Any, target: Any, where: str, *, from_text: bool) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
         return tuple(value)
+    if target == "dict[str, str]":
+        if from_text:  # fi=/srv/models/fi,sv=/srv/models/sv
+            pairs: dict[str, str] = {}
+            for part in str(value).split(","):
+                if not part.strip():
+                    continue
+                key, sep, val = part.partition("=")
+                if not sep or not key.strip() or not val.strip():
+                    raise ConfigError(f"{where}: expected KEY=VALUE,KEY=VALUE, got {part!r}")
+                pairs[key.strip()] = val.strip()
+            return pairs
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
+        ):
+            raise ConfigError(
+                f'{where}: expected a table of strings, e.g. fi = "...", got {value!r}'
+            )
+        return dict(value)
     raise ConfigError(f"{where}: unsupported setting type {target!r}")  # pragma: no cover
 
 
@@ -231,6 +311,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("telephony.max_call_seconds: must be at least 60")
     if not 0 < tel.ari_reconnect_min <= tel.ari_reconnect_max:
         raise ConfigError("telephony.ari_reconnect_min: must be > 0 and <= ari_reconnect_max")
+    _validate_speech(settings)
     url = settings.database.url
     if url:
         # Only the scheme is ever quoted: the rest of a URL may hold a password.
@@ -240,6 +321,51 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"database.url: not a URL; {expected}")
         if scheme.split("+", 1)[0] not in DATABASE_SCHEMES:
             raise ConfigError(f"database.url: unsupported database {scheme!r}; {expected}")
+
+
+def _validate_speech(settings: Settings) -> None:
+    stt = settings.stt
+    if stt.engine not in STT_ENGINES:
+        raise ConfigError(f"stt.engine: {stt.engine!r} is not one of {', '.join(STT_ENGINES)}")
+    for key in stt.models:
+        if key not in (*LANGUAGE_KEYS, "default"):
+            raise ConfigError(f"stt.models.{key}: expected fi, sv, en or default")
+    if stt.device not in STT_DEVICES:
+        raise ConfigError(f"stt.device: {stt.device!r} is not one of {', '.join(STT_DEVICES)}")
+    if stt.compute_type not in COMPUTE_TYPES:
+        raise ConfigError(
+            f"stt.compute_type: {stt.compute_type!r} is not one of "
+            f"{', '.join(c for c in COMPUTE_TYPES if c)} (or empty for automatic)"
+        )
+    if not 1 <= stt.threads <= 256:
+        raise ConfigError(f"stt.threads: {stt.threads} is not between 1 and 256")
+    if not 1 <= stt.beam_size <= 20:
+        raise ConfigError(f"stt.beam_size: {stt.beam_size} is not between 1 and 20")
+    jobs = settings.jobs
+    if jobs.backend not in JOB_BACKENDS:
+        raise ConfigError(f"jobs.backend: {jobs.backend!r} is not one of {', '.join(JOB_BACKENDS)}")
+    if jobs.backend == "redis" and not jobs.redis_url:
+        raise ConfigError('jobs.redis_url: required with jobs.backend = "redis"')
+    if jobs.redis_url and jobs.redis_url.partition("://")[0] not in ("redis", "rediss", "unix"):
+        raise ConfigError("jobs.redis_url: expected redis://HOST:PORT/DB, rediss://… or unix://…")
+    if not 0 <= jobs.retries <= 100:
+        raise ConfigError(f"jobs.retries: {jobs.retries} is not between 0 and 100")
+    if jobs.retry_delay < 0:
+        raise ConfigError("jobs.retry_delay: must not be negative")
+    prompts = settings.prompts
+    if prompts.tts_engine not in TTS_ENGINES:
+        raise ConfigError(
+            f"prompts.tts_engine: {prompts.tts_engine!r} is not one of {', '.join(TTS_ENGINES)}"
+        )
+    for key in prompts.piper_voices:
+        if key not in LANGUAGE_KEYS:
+            raise ConfigError(f"prompts.piper_voices.{key}: expected fi, sv or en")
+    if not 1 <= prompts.max_seconds <= 3600:
+        raise ConfigError("prompts.max_seconds: must be between 1 and 3600")
+    if not -40 <= prompts.loudness_lufs <= -5:
+        raise ConfigError("prompts.loudness_lufs: must be between -40 and -5")
+    if not -20 <= prompts.peak_dbfs <= 0:
+        raise ConfigError("prompts.peak_dbfs: must be between -20 and 0")
 
 
 LINE_KEYS = {"flow", "language"}
@@ -362,6 +488,9 @@ def load_settings(
             pbx=PbxSettings(**sections["pbx"]),
             telephony=TelephonySettings(**sections["telephony"]),
             database=DatabaseSettings(**sections["database"]),
+            stt=SttSettings(**sections["stt"]),
+            jobs=JobsSettings(**sections["jobs"]),
+            prompts=PromptSettings(**sections["prompts"]),
         )
     except TypeError as exc:  # pragma: no cover - guarded by the checks above
         raise ConfigError(str(exc)) from None
@@ -376,6 +505,8 @@ def toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,41 @@ def test_database_url_default_file_and_environment(tmp_path: Path) -> None:
         load_settings(environ=env)
     assert "database.url: unsupported database 'mysql'" in str(err.value)
     assert "s3cret" not in str(err.value)  # never echo a password
+
+
+def test_speech_sections_from_file_and_environment(tmp_path: Path) -> None:
+    (tmp_path / "ivr.toml").write_text(
+        '[stt]\nengine = "google"\ngoogle_location = "eu"\n'
+        '[stt.models]\nfi = "/srv/fi"\ndefault = "small"\n'
+        '[jobs]\nbackend = "redis"\nredis_url = "redis://127.0.0.1:6390/0"\n'
+        '[prompts]\ntts_engine = "piper"\npiper_voices = { fi = "fi_FI-harri-medium" }\n'
+    )
+    env = {"IVR_DATA_DIR": str(tmp_path), "IVR_STT_MODELS": "sv=/srv/sv"}
+    settings = load_settings(env)
+    assert settings.stt.engine == "google"
+    assert settings.stt.models == {"sv": "/srv/sv"}  # the environment replaces the table
+    assert settings.jobs.backend == "redis"
+    assert settings.prompts.piper_voices == {"fi": "fi_FI-harri-medium"}
+    assert load_settings({"IVR_DATA_DIR": str(tmp_path)}).stt.models == {
+        "fi": "/srv/fi",
+        "default": "small",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[stt]\nengine = "whisper.cpp"\n', "stt.engine: 'whisper.cpp' is not one of"),
+        ('[stt.models]\nde = "/srv/de"\n', "stt.models.de: expected fi, sv, en or default"),
+        ("[stt.models]\nfi = 3\n", "stt.models: expected a table of strings"),
+        ('[stt]\ncompute_type = "int4"\n', "stt.compute_type: 'int4' is not one of"),
+        ('[jobs]\nbackend = "redis"\n', "jobs.redis_url: required"),
+        ('[jobs]\nredis_url = "http://x"\n', "jobs.redis_url: expected redis://"),
+        ('[prompts]\ntts_engine = "festival"\n', "prompts.tts_engine: 'festival'"),
+        ("[prompts]\nmax_seconds = 0\n", "prompts.max_seconds: must be between"),
+    ],
+)
+def test_bad_speech_settings_are_named(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "ivr.toml").write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings({"IVR_DATA_DIR": str(tmp_path)})
