@@ -104,6 +104,11 @@ class SttConfig:
     threads: int = 2
     models_dir: Path | None = None
     beam_size: int = 5
+    # Google Cloud Speech v2 (engine "google"); endpoint "" = derived from the location.
+    google_project: str = ""
+    google_location: str = "eu"
+    google_endpoint: str = ""
+    google_model: str = "long"
 
     def model_for(self, language: str) -> str:
         """The model configured for ``language``; ModelError if there is none."""
