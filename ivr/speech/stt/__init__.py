@@ -19,7 +19,7 @@ from ivr.speech.stt.base import (
     Transcript,
 )
 
-ENGINES = ("faster-whisper",)
+ENGINES = ("faster-whisper", "google")
 
 
 def make_engine(config: SttConfig) -> SpeechEngine:
@@ -28,6 +28,15 @@ def make_engine(config: SttConfig) -> SpeechEngine:
         from ivr.speech.stt.faster_whisper import FasterWhisperEngine
 
         return FasterWhisperEngine(config)
+    if config.engine == "google":
+        try:
+            from ivr.speech.stt.google import GoogleSpeechEngine
+        except ImportError as exc:
+            raise ModelError(
+                f"the google engine needs the optional extra: pip install 'ivr[google]' "
+                f"(google-cloud-speech); importing it failed: {exc}"
+            ) from None
+        return GoogleSpeechEngine(config)
     raise ModelError(
         f"unknown speech-to-text engine {config.engine!r} (known: {', '.join(ENGINES)})"
     )
