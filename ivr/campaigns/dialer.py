@@ -41,6 +41,7 @@ from ivr.store.models import (
     CampaignStatus,
     Contact,
 )
+from ivr.store.writer import DbWriter
 from ivr.telephony.ari import AriError
 from ivr.telephony.service import OutboundCall, TelephonyService
 
@@ -117,6 +118,8 @@ class Dialer:
         refresh_seconds: float = 2.0,
         ring_timeout: int = 30,
         prerender: Callable[[Flow], object] | None = None,
+        writer: DbWriter | None = None,
+        max_placing: int = 64,
     ) -> None:
         self.service = service
         self.factory = factory
@@ -127,6 +130,12 @@ class Dialer:
         self.refresh_seconds = refresh_seconds
         self.ring_timeout = ring_timeout
         self.prerender = prerender
+        # The process's database writer (shared with the call store); without one, each
+        # piece of work runs in a transaction of its own in a thread.
+        self.writer = writer
+        # Originations awaiting Asterisk's answer at most; more claimed calls wait.
+        self.max_placing = max_placing
+        self._placing = 0
         self.campaigns: dict[str, Running] = {}
         self._task: asyncio.Task[None] | None = None
         self._calls: set[asyncio.Task[None]] = set()
@@ -147,6 +156,9 @@ class Dialer:
             task.cancel()
 
     async def _db(self, work: Callable[[Session], object]) -> object:
+        if self.writer is not None:
+            return await self.writer.run(work)
+
         def job() -> object:
             with self.factory.begin() as s:
                 return work(s)
@@ -300,14 +312,25 @@ class Dialer:
 
     async def _dial_pass(self) -> None:
         for run in list(self.campaigns.values()):
-            room = run.pacer.available(self.monotonic(), len(run.in_flight))
-            if room == 0:
+            room = min(
+                run.pacer.available(self.monotonic(), len(run.in_flight)),
+                self.max_placing - self._placing,
+            )
+            if room <= 0:
                 continue
             claimed = await self._db(lambda s, r=run, n=room: self._claim(s, r, n))
             assert isinstance(claimed, list)
             for attempt, contact_language in claimed:
+                # Placed side by side: an originate that Asterisk answers slowly must not
+                # hold up the next ones (the pacer and max_placing bound how many).
                 run.pacer.take(self.monotonic(), len(run.in_flight))
-                await self._place(run, attempt, contact_language)
+                run.in_flight.add(attempt.id)
+                self._placing += 1
+                task = asyncio.create_task(
+                    self._place(run, attempt, contact_language), name=f"place-{attempt.id}"
+                )
+                self._calls.add(task)
+                task.add_done_callback(self._calls.discard)
 
     def _claim(self, s: Session, run: Running, limit: int) -> list[tuple[Attempt, str]]:
         now = self.clock()
@@ -411,9 +434,29 @@ class Dialer:
         )
 
     async def _place(self, run: Running, attempt: Attempt, language: str) -> None:
-        run.in_flight.add(attempt.id)
         try:
-            out = await self.service.call(
+            out = await self._originate(run, attempt, language)
+        except Exception as exc:  # e.g. the database refused the call row: not placed
+            log.exception("placing attempt %s failed", attempt.id)
+            run.in_flight.discard(attempt.id)
+            message = f"could not place the call: {exc}"
+            await self._db(
+                lambda s: self._settle(s, attempt, "failed", detail=message, ended_at=self.clock())
+            )
+            return
+        finally:
+            self._placing -= 1
+        if out is None:
+            return
+        self.placed += 1
+        run.reason = None
+        await self._follow(run, attempt, out)
+
+    async def _originate(
+        self, run: Running, attempt: Attempt, language: str
+    ) -> OutboundCall | None:
+        try:
+            return await self.service.call(
                 attempt.phone,
                 run.flow,
                 language,
@@ -430,12 +473,7 @@ class Dialer:
             await self._db(
                 lambda s: self._settle(s, attempt, "failed", detail=message, ended_at=self.clock())
             )
-            return
-        self.placed += 1
-        run.reason = None
-        task = asyncio.create_task(self._follow(run, attempt, out), name=f"attempt-{attempt.id}")
-        self._calls.add(task)
-        task.add_done_callback(self._calls.discard)
+            return None
 
     async def _follow(self, run: Running, attempt: Attempt, out: OutboundCall) -> None:
         try:

@@ -1,7 +1,8 @@
 """The database side of the telephony service (the ``CallStore`` port), over ``repo``.
 
 SQLAlchemy is synchronous; the telephony loop must not wait on the database, so every write
-runs in a small thread pool (one thread for SQLite, whose writers queue anyway).
+goes to the process's one database writer (``ivr.store.writer``), which commits what has
+queued up together. The dialer shares the same writer.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from ivr.flows import engine as fe
 from ivr.flows.model import Flow
 from ivr.store import repo
 from ivr.store.models import Call, CallStatus
+from ivr.store.writer import DbWriter
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +38,13 @@ class DbCallStore:
         self.factory = factory
         self.node_name = node_name
         self.on_recording = on_recording  # given a stored recording's id (e.g. to transcribe)
-        bind = factory.kw.get("bind")
-        sqlite = bind is not None and bind.dialect.name == "sqlite"
-        self._pool = ThreadPoolExecutor(max_workers=1 if sqlite else 4, thread_name_prefix="ivr-db")
+        self.writer = DbWriter(factory)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self.writer.close()
 
     async def _run(self, work: Callable[[Session], T]) -> T:
-        def job() -> T:
-            with self.factory.begin() as session:
-                return work(session)
-
-        return await asyncio.get_running_loop().run_in_executor(self._pool, job)
+        return await self.writer.run(work)
 
     # ------------------------------------------------------------------ CallStore
     async def create(
@@ -113,9 +108,7 @@ class DbCallStore:
         if recording_id is not None and self.on_recording is not None:
             on_recording = self.on_recording  # after the commit: the row is there to read
             try:
-                await asyncio.get_running_loop().run_in_executor(
-                    self._pool, on_recording, recording_id
-                )
+                await asyncio.to_thread(on_recording, recording_id)
             except Exception:  # the call goes on; the recording is stored either way
                 log.exception("on_recording(%s) failed", recording_id)
 

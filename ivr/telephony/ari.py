@@ -125,7 +125,9 @@ class AriClient:
             base_url=self.base,
             auth=self._auth,
             timeout=httpx.Timeout(10.0),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            # Under load (hundreds of calls) connections are reused, not reopened per request;
+            # http.conf allows this many sessions.
+            limits=httpx.Limits(max_connections=150, max_keepalive_connections=150),
         )
         self._ws_task = asyncio.create_task(self._run_events(), name="ari-events")
         if wait is not None:
