@@ -122,3 +122,56 @@ def test_events_reach_every_listener_even_if_one_fails(pbx_app: App) -> None:
 
     asyncio.run(_with_ari(pbx_app, body))
     assert "ChannelDestroyed" in got
+
+
+def test_requests_go_over_the_websocket_and_http_gives_the_same_answers(pbx_app: App) -> None:
+    """Asterisk 22 answers REST on the events websocket; HTTP is the fallback."""
+
+    async def run(over_websocket: bool) -> dict[str, object]:
+        ari = pbx_app.ari()
+        ari.rest_over_websocket = over_websocket
+        await ari.start()
+        try:
+            info = await ari.info()
+            channels = await ari.channels()
+            try:
+                await ari.hangup("no-such-channel")
+                error = ""
+            except AriError as exc:
+                error = str(exc)
+            # A listener that awaits a request while events keep coming must not block the
+            # reading of its own response (the reader and the listeners are separate tasks).
+            answered: list[str] = []
+
+            async def on_start(event: AriEvent) -> None:
+                if event.type == "StasisStart":
+                    await ari.answer(event.channel_id or "")
+                    answered.append(
+                        await ari.get_variable(event.channel_id or "", "CHANNEL(state)")
+                    )
+                    await ari.hangup(event.channel_id or "")
+
+            remove = ari.add_listener(on_start)
+            ended = ari.expect(lambda e: e.type == "StasisEnd")
+            await ari.originate(f"PJSIP/{number_for(100, 2)}@trunk", app_args=["x"])
+            await asyncio.wait_for(ended, 15)
+            remove()
+            return {
+                "version": info["system"]["version"],
+                "channels": [c.id for c in channels],
+                "error": error,
+                "answered": answered,
+                "ws": ari.ws_requests,
+                "http": ari.http_requests,
+            }
+        finally:
+            await ari.close()
+
+    ws = asyncio.run(run(True))
+    http = asyncio.run(run(False))
+    assert ws["http"] == 0 and int(ws["ws"]) >= 7, ws  # nothing went over HTTP
+    assert http["ws"] == 0 and int(http["http"]) >= 7, http
+    for key in ("version", "channels", "error", "answered"):
+        assert ws[key] == http[key], key
+    assert ws["error"] == "ARI DELETE /channels/no-such-channel: 404 Channel not found"
+    assert ws["answered"] == ["Up"]
