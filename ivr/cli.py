@@ -258,7 +258,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_flow(args: argparse.Namespace) -> int:
-    """`ivr flow validate|prompts FILE`: needs no `ivr init` (only --render reads settings)."""
+    """`ivr flow validate|prompts FILE`: needs no `ivr init` (only --render writes files)."""
     from pathlib import Path
 
     from ivr.flows.loader import FlowError, load_flow
@@ -273,38 +273,113 @@ def cmd_flow(args: argparse.Namespace) -> int:
         languages = ", ".join(flow.languages)
         _print(f"{args.file}: valid: {len(flow.nodes)} nodes, languages {languages}")
         return 0
+    from ivr.config import load_settings
     from ivr.flows.walk import iter_prompts
     from ivr.speech.prompts import PromptError, PromptStore, prompt_source
+    from ivr.speech.tts import TtsError
 
-    store = None
+    settings = load_settings()
+    store = PromptStore.from_settings(settings)
+    piper = settings.prompts.tts_engine == "piper"
     if args.render:
-        from ivr.config import load_settings
-
-        store = PromptStore(load_settings().data_dir / "prompts")
         _print(f"prompt cache: {store.cache_dir}")
     flow_dir = Path(args.file).resolve().parent
     counts = {"recorded": 0, "synthetic": 0}
+    stand_ins = 0
     for path, language, prompt in iter_prompts(flow):
         source = prompt_source(prompt, language)
         counts[source] += 1
-        what = prompt.recording[language] if source == "recorded" else prompt.text[language]
+        if language in prompt.upload:
+            what = f"upload {prompt.upload[language]}"
+        elif source == "recorded":
+            what = prompt.recording[language]
+        else:
+            what = prompt.text[language]
         if source == "synthetic" and len(what) > 60:
             what = what[:57] + "..."
-        line = f"{path} {language} {source}: {what}"
-        if store is not None:
+        engine, voice_name, fallback, target = "", "", "", ""
+        if args.render:
             try:
                 audio = store.resolve(flow, prompt, language, flow_dir, where=path)
             except PromptError as exc:
                 _print(f"{args.file}: {exc}")
                 return 1
-            line += f" -> {audio.path}"
-        _print(line)
+            engine, voice_name, fallback = audio.engine, audio.voice, audio.fallback
+            target = f" -> {audio.path}"
+        elif source == "synthetic" and piper:
+            try:
+                voice = store.voice(language)
+            except TtsError as exc:
+                _print(f"{args.file}: {path}: {exc}")
+                return 1
+            engine, voice_name, fallback = voice.engine, voice.name, voice.fallback
+        label: str = source
+        if source == "synthetic" and piper:
+            if fallback:
+                label += f" ({engine}, piper fallback: {fallback})"
+            else:
+                label += f" ({engine} {voice_name})"
+            stand_ins += bool(fallback)
+        _print(f"{path} {language} {label}: {what}{target}")
     total = counts["recorded"] + counts["synthetic"]
+    fell_back = f", {stand_ins} by espeak-ng instead of piper" if piper else ""
     _print(
         f"{args.file}: {total} prompts: "
-        f"{counts['recorded']} recorded, {counts['synthetic']} synthetic"
+        f"{counts['recorded']} recorded, {counts['synthetic']} synthetic{fell_back}"
     )
     return 0
+
+
+def cmd_prompt(args: argparse.Namespace) -> int:
+    """`ivr prompt upload FILE [--name NAME] [--json]` and `ivr prompt list [--json]`."""
+    from ivr.config import load_settings
+    from ivr.speech import prompt_audio
+
+    settings = load_settings()
+    if args.action == "upload":
+        try:
+            done = prompt_audio.upload(
+                Path(args.file), settings.data_dir, settings.prompts, args.name
+            )
+        except prompt_audio.PromptAudioError as exc:
+            if args.json:
+                _print(json.dumps({"file": str(exc.path), "error": exc.reason}))
+            print(f"ivr: refused: {exc}", file=sys.stderr)
+            return 1
+        if args.json:
+            _print(json.dumps(done.as_json(), ensure_ascii=False))
+        else:
+            for line in done.describe():
+                _print(line)
+        return 0
+    if args.action == "list":
+        found = prompt_audio.list_uploads(settings.data_dir)
+        if args.json:
+            _print(
+                json.dumps(
+                    [
+                        meta if meta else {"name": name, "error": problem}
+                        for name, meta, problem in found
+                    ],
+                    ensure_ascii=False,
+                )
+            )
+            return 0
+        if not found:
+            _print(f"no uploaded prompts in {prompt_audio.uploads_dir(settings.data_dir)}")
+            return 0
+        for name, meta, problem in found:
+            if meta is None:
+                _print(f"{name}: {problem}")
+                continue
+            _print(
+                f"{name}: {meta.get('seconds', 0):.2f} s, "
+                f"{meta.get('loudness_after_lufs', 0):.1f} LUFS, "
+                f"peak {meta.get('peak_after_dbfs', 0):.1f} dBFS, "
+                f"from {meta.get('original_name', '?')} ({meta.get('uploaded_at', '?')})"
+            )
+        return 0
+    raise AssertionError(args.action)  # pragma: no cover
 
 
 def _add_stt_options(parser: argparse.ArgumentParser) -> None:
@@ -492,6 +567,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--render", action="store_true", help="render missing audio into <data dir>/prompts/"
     )
     p.set_defaults(func=cmd_flow)
+
+    p = sub.add_parser("prompt", help="prompt audio: upload recordings for flows")
+    prompt_sub = p.add_subparsers(dest="action", required=True)
+    pu = prompt_sub.add_parser(
+        "upload", help="convert a WAV/MP3/M4A/OGG/FLAC file into a prompt (exit 1 if refused)"
+    )
+    pu.add_argument("file", help="the audio file")
+    pu.add_argument("--name", help="the prompt's name in flows (default: from the file name)")
+    pu.add_argument("--json", action="store_true", help="the figures as JSON")
+    pl = prompt_sub.add_parser("list", help="the uploaded prompts")
+    pl.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_prompt)
 
     p = sub.add_parser("stt", help="speech to text")
     stt_sub = p.add_subparsers(dest="action", required=True)

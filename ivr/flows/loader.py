@@ -35,6 +35,7 @@ from yaml.nodes import Node as YamlNode
 from ivr.flows.model import (
     LANGUAGES,
     NODE_KINDS,
+    UPLOAD_NAME,
     CallbackStep,
     Flow,
     GlobalKeys,
@@ -561,7 +562,10 @@ class _Builder:
 
     def prompt(self, value: object, path: str) -> Prompt | None:
         m = self.mapping(
-            value, path, (*LANGUAGES, "recording"), what=" of language to text ({fi: ...})"
+            value,
+            path,
+            (*LANGUAGES, "recording", "upload"),
+            what=" of language to text ({fi: ...})",
         )
         if m is None:
             return None
@@ -575,9 +579,26 @@ class _Builder:
                     self.add(_join(where, language), problem)
                 else:
                     recording[language] = file
+        upload: dict[str, str] = {}
+        if "upload" in m:
+            where = _join(path, "upload")
+            for language, name in self.language_map(m["upload"], where, "prompt name").items():
+                if not UPLOAD_NAME.fullmatch(name):
+                    self.add(
+                        _join(where, language),
+                        f"bad prompt name {name!r}: the name given to `ivr prompt upload` "
+                        "(1-64 of a-z, 0-9, '-' and '_')",
+                    )
+                elif language in recording:
+                    self.add(
+                        _join(where, language),
+                        f"{language} has both a recording and an upload: give one",
+                    )
+                else:
+                    upload[language] = name
         if not m:
             self.add(path, f"empty prompt: give text for {_names(self.languages or LANGUAGES)}")
-        result = Prompt(text=text, recording=recording)
+        result = Prompt(text=text, recording=recording, upload=upload)
         self.prompts.append((path, result))
         return result
 
@@ -1121,7 +1142,7 @@ class _Builder:
             return
         for path, prompt in self.prompts:
             missing = [lang for lang in self.languages if lang not in prompt.languages()]
-            if missing and (prompt.text or prompt.recording):
+            if missing and (prompt.text or prompt.recording or prompt.upload):
                 self.add(
                     path,
                     f"no text or recording for {_names(missing)} "

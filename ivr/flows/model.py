@@ -5,6 +5,7 @@ Pure data (frozen dataclasses); the YAML loader builds it and validates it, the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -26,21 +27,25 @@ NODE_KINDS: tuple[str, ...] = (
     "end",
 )
 DTMF_KEYS = "0123456789*#"
+# The name of an uploaded prompt (`ivr prompt upload FILE --name NAME`).
+UPLOAD_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True)
 class Prompt:
     """What to say: text per language, and optionally a recorded file per language.
 
-    ``recording`` paths are relative to the flow file's folder. Where a language has no
-    recording, the text is synthesised (TTS).
+    ``recording`` paths are relative to the flow file's folder; ``upload`` names prompts
+    uploaded with ``ivr prompt upload`` (a language has one or the other). Where a language
+    has neither, the text is synthesised (TTS).
     """
 
     text: Mapping[str, str]
     recording: Mapping[str, str] = field(default_factory=dict)
+    upload: Mapping[str, str] = field(default_factory=dict)
 
     def languages(self) -> set[str]:
-        return set(self.text) | set(self.recording)
+        return set(self.text) | set(self.recording) | set(self.upload)
 
 
 @dataclass(frozen=True)
