@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ivr.flows.model import Flow
-from ivr.telephony.ari import CONNECTED, AriClient, AriError, AriEvent
+from ivr.telephony.ari import CONNECTED, DISCONNECTED, AriClient, AriError, AriEvent
 from ivr.telephony.outcome import Outcome, classify
 from ivr.telephony.session import (
     CallRecorder,
@@ -103,6 +103,7 @@ class TelephonyService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._remove_listener: Callable[[], None] | None = None
         self.reconciled = asyncio.Event()
+        self.connection_lost = asyncio.Event()  # set while ARI is disconnected
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -222,6 +223,11 @@ class TelephonyService:
 
     # ------------------------------------------------------------------ events
     async def _on_event(self, event: AriEvent) -> None:
+        if event.type == DISCONNECTED:
+            self.connection_lost.set()
+            return
+        if event.type == CONNECTED:
+            self.connection_lost.clear()
         if event.type == CONNECTED and event.data.get("reconnect"):
             self._spawn(self.reconcile(), "reconcile")
             return
@@ -309,7 +315,13 @@ class TelephonyService:
 
     def _start_session(self, info: SessionInfo) -> None:
         session = CallSession(
-            self.ari, info, self.prompts, self.store, self.clock, self.max_call_seconds
+            self.ari,
+            info,
+            self.prompts,
+            self.store,
+            self.clock,
+            self.max_call_seconds,
+            connection_lost=self.connection_lost,
         )
         self.sessions[info.channel_id] = session
         self._spawn(self._run_session(session), f"call-{info.call_id}")

@@ -93,6 +93,10 @@ class CallSession:
 
     #: After the flow ends, wait this long for a recording that was cut by the hang-up.
     RECORDING_GRACE = 5.0
+    # When Asterisk shuts down, the other leg's BYE can reach a call before Asterisk's own
+    # (soft) hang-up does, so the cut call looks like the resident hanging up mid-flow. A
+    # mid-flow hang-up is therefore final only if the ARI connection stays up this long.
+    SHUTDOWN_GRACE = 2.0
 
     def __init__(
         self,
@@ -102,8 +106,11 @@ class CallSession:
         recorder: CallRecorder,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_call_seconds: float = 3600.0,
+        connection_lost: asyncio.Event | None = None,
     ) -> None:
         self.ari = ari
+        # Set while the ARI connection to Asterisk is down (the service owns it).
+        self.connection_lost = connection_lost
         self.info = info
         self.prompts = prompts
         self.recorder = recorder
@@ -261,6 +268,8 @@ class CallSession:
                 await self._hangup()
             elif isinstance(action, fe.EndCall):
                 self._cancel_timer()
+                if action.status == "partial" and not self.interrupted:
+                    self.interrupted = await self._asterisk_went_down()
                 self.status = "interrupted" if self.interrupted else action.status
                 self.ended_at = self.clock()
                 await self.recorder.ended(
@@ -274,6 +283,17 @@ class CallSession:
                     self.events.put_nowait(fe.HungUp())
             else:
                 raise
+
+    async def _asterisk_went_down(self) -> bool:
+        """Whether the ARI connection is lost now or within SHUTDOWN_GRACE seconds."""
+        lost = self.connection_lost
+        if lost is None:
+            return False
+        try:
+            await asyncio.wait_for(lost.wait(), self.SHUTDOWN_GRACE)
+        except TimeoutError:
+            return False
+        return True
 
     async def _play(self, action: fe.Play) -> None:
         if not action.prompts:

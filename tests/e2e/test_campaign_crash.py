@@ -104,11 +104,13 @@ def _check_exactly_once(admin: CampaignAdmin, phones: list[str]) -> Counter[str]
     for a in sorted(attempts, key=lambda a: a.attempt_no):
         final[a.phone] = str(a.outcome)
     assert sorted(final) == sorted(phones)  # no contact lost
-    # Every contact completed — except that a call cut by an Asterisk restart can look
-    # exactly like the resident hanging up (the other leg's BYE arrives first): partial.
+    # Every contact completed. A call cut by an Asterisk restart can reach us as the other
+    # leg's BYE before Asterisk's own hang-up, like a resident hanging up; the session waits
+    # SHUTDOWN_GRACE for the ARI connection to drop before it calls that partial (final).
+    # Measured: 0 partial in every run; a very slow machine may close the websocket later.
     for phone in phones:
         assert final[phone] in ("completed", "partial"), (phone, final[phone])
-    assert sum(1 for v in final.values() if v == "partial") <= 25, final
+    assert sum(1 for v in final.values() if v == "partial") <= 3, final
     return Counter(str(a.outcome) for a in attempts)
 
 
