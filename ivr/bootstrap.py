@@ -150,6 +150,35 @@ LINES_HEADER = """
 """
 
 
+SPEECH_EXAMPLE = """
+# Speech-to-text of open answers. Commented out: the defaults apply. Models are never
+# downloaded at run time; `ivr models` checks them and says how to fetch one.
+# [stt]
+# engine = "faster-whisper"      # or "google" (pip install 'ivr[google]')
+# device = "cpu"                 # cpu | cuda | auto
+# compute_type = ""              # empty: int8 on the CPU, float16 on a GPU
+# threads = 2
+# beam_size = 5
+# models_dir = ""                # where model names are looked up; empty: <data dir>/models
+# google_project = ""            # engine "google": credentials from GOOGLE_APPLICATION_CREDENTIALS
+# google_location = "eu"         # eu | us | global | a region such as europe-west4
+# google_endpoint = ""           # empty: derived from google_location
+# google_model = "long"
+#
+# [stt.models]                   # per language; relative paths: from the data directory
+# default = "./models/faster-whisper-small"
+# fi = "./models/whisper-large-v3-finnish-ct2"
+# sv = "./models/kb-whisper-small-ct2"
+
+# The job queue (transcriptions). Commented out: huey on SQLite in the data directory.
+# [jobs]
+# backend = "redis"              # sqlite (default) | redis
+# redis_url = "redis://:PASSWORD@127.0.0.1:6379/0"
+# retries = 3
+# retry_delay = 30.0             # seconds before the first retry; doubled for each later one
+"""
+
+
 def init(settings: Settings | None = None) -> tuple[App, list[str]]:
     """Create the config file, secrets, folders and database (migrated to head). Idempotent."""
     settings = settings or load_settings()
@@ -182,6 +211,7 @@ def init(settings: Settings | None = None) -> tuple[App, list[str]]:
                 f"language = {toml_value(line.language)} }}\n"
                 for line in settings.lines
             )
+            + SPEECH_EXAMPLE
         )
         done.append(f"wrote {config}")
     creds, changed = ensure_credentials(settings)

@@ -8,12 +8,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ivr.campaigns.errors import CampaignAdminError
 from ivr.config import ConfigError
 from ivr.flows.loader import FlowError
 from ivr.pbx.tree import PbxError
 from ivr.store.errors import StoreError
+
+if TYPE_CHECKING:
+    from ivr.speech.stt import SttConfig
 
 
 def _print(line: str) -> None:
@@ -127,18 +131,29 @@ def cmd_telephony(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """`ivr worker`: the job consumer (transcriptions), one worker thread, until SIGTERM."""
+    """`ivr worker`: the job consumer (transcriptions), one worker thread, until SIGTERM.
+
+    It first queues every recording that has no transcript and no job in the queue (a job
+    lost with a killed worker, or a recording stored while the queue was down).
+    """
     from ivr.config import load_settings
-    from ivr.jobs import make_queue
+    from ivr.jobs import make_queue, stt_config
+    from ivr.store.migrate import check_current
 
     settings = load_settings()
+    stt_config(settings)  # a configuration problem stops the worker now, not at each job
     queue = make_queue(settings)
+    queue.check()
+    check_current(settings.database_url)
     if not args.verbose:  # what the worker does, without debug noise
         for name in ("huey", "ivr.jobs", "ivr.speech"):
             logging.getLogger(name).setLevel(logging.INFO)
+    swept = queue.sweep()
+    plural = "s" if len(swept) != 1 else ""
+    again = f", {len(swept)} recording{plural} without a transcript queued again" if swept else ""
     _print(
-        f"job worker is running on {settings.data_dir / 'jobs.db'} "
-        f"({queue.pending()} pending); SIGTERM or Ctrl-C stops it"
+        f"job worker is running on {queue.where} ({queue.pending()} pending, "
+        f"{queue.scheduled()} scheduled{again}); SIGTERM or Ctrl-C stops it"
     )
     try:
         queue.consumer().run()
@@ -148,16 +163,31 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    """`ivr jobs`: the queue depth (pending jobs, and retries scheduled for later)."""
+    """`ivr jobs`: the queue depth (pending, scheduled retries, recordings not transcribed)."""
     from ivr.config import load_settings
     from ivr.jobs import make_queue
+    from ivr.store.migrate import check_current
 
-    queue = make_queue(load_settings())
+    settings = load_settings()
+    queue = make_queue(settings)
+    try:
+        queue.check()
+        check_current(settings.database_url)
+        depth = queue.depth()
+    finally:
+        queue.close()
     if args.json:
-        _print(json.dumps({"pending": queue.pending(), "scheduled": queue.scheduled()}))
-    else:
-        _print(f"pending: {queue.pending()}")
-        _print(f"scheduled: {queue.scheduled()}")
+        _print(json.dumps({"backend": queue.backend, **depth}))
+        return 0
+    _print(f"queue: {queue.where}")
+    _print(f"pending: {depth['pending']}")
+    _print(f"scheduled (retries waiting for their time): {depth['scheduled']}")
+    _print(f"recordings without a transcript: {depth['untranscribed']}")
+    if depth["not_queued"]:
+        _print(
+            f"  of which not in the queue: {depth['not_queued']} (being transcribed, failed, "
+            "or lost with a stopped worker; `ivr worker` queues them again when it starts)"
+        )
     return 0
 
 
@@ -383,36 +413,60 @@ def cmd_prompt(args: argparse.Namespace) -> int:
 
 
 def _add_stt_options(parser: argparse.ArgumentParser) -> None:
-    """The speech-to-text engine's settings (the config has none yet)."""
-    parser.add_argument("--models-dir", help="where model names are looked up")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    """Overrides of the [stt] settings (the configured values apply without them)."""
+    parser.add_argument("--models-dir", help="where model names are looked up (stt.models_dir)")
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda", "auto"], help="cpu, cuda or auto (stt.device)"
+    )
     parser.add_argument(
         "--compute-type",
-        help="int8, float16, int8_float16... (default int8 on CPU, float16 on GPU)",
+        help="int8, float16, int8_float16... (stt.compute_type; default int8 on CPU, "
+        "float16 on GPU)",
     )
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument("--threads", type=int, help="CPU threads (stt.threads)")
+
+
+def _stt_config(args: argparse.Namespace) -> SttConfig:
+    """[stt] of the settings, with the command line's overrides."""
+    import dataclasses
+
+    from ivr.config import load_settings
+    from ivr.jobs import stt_config
+
+    config = stt_config(load_settings())
+    changes: dict[str, Any] = {}
+    if args.device:
+        changes["device"] = args.device
+    if args.compute_type:
+        changes["compute_type"] = args.compute_type
+    if args.threads is not None:
+        changes["threads"] = args.threads
+    if args.models_dir:
+        changes["models_dir"] = Path(args.models_dir).expanduser()
+    return dataclasses.replace(config, **changes)
 
 
 def cmd_stt(args: argparse.Namespace) -> int:
-    """`ivr stt transcribe FILE --language LANG`: the transcript, or exit 2 with the reason."""
-    from ivr.speech.stt import FLAG_DESCRIPTIONS, SttConfig, SttError
+    """`ivr stt transcribe FILE --language LANG`: the transcript, or exit 2 with the reason.
+
+    The configured engine and models ([stt]), or faster-whisper with ``--model``.
+    """
+    import dataclasses
+
+    from ivr.speech.stt import FLAG_DESCRIPTIONS, SpeechEngine, SttError, make_engine
     from ivr.speech.stt.faster_whisper import FasterWhisperEngine
 
-    if not args.model:
-        print(
-            "ivr: error: no speech-to-text model: pass --model PATH_OR_NAME",
-            file=sys.stderr,
-        )
-        return 2
-    config = SttConfig(
-        default_model=args.model,
-        device=args.device,
-        compute_type=args.compute_type,
-        threads=args.threads,
-        models_dir=Path(args.models_dir) if args.models_dir else None,
-    )
+    config = _stt_config(args)
     try:
-        transcript = FasterWhisperEngine(config).transcribe(Path(args.file), args.language)
+        engine: SpeechEngine
+        if args.model:
+            one = dataclasses.replace(
+                config, engine="faster-whisper", models={}, default_model=args.model
+            )
+            engine = FasterWhisperEngine(one)
+        else:
+            engine = make_engine(config)
+        transcript = engine.transcribe(Path(args.file), args.language)
     except SttError as exc:
         print(f"ivr: error: {exc}", file=sys.stderr)
         return 2
@@ -429,37 +483,222 @@ def cmd_stt(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_models(args: argparse.Namespace) -> int:
-    """`ivr models`: does each speech-to-text model load here? (exit 1 if one does not)"""
-    from ivr.speech.stt import ModelError, SttConfig
+FETCH_HELP = """\
+Models are never downloaded here. On a machine with internet:
+    pip install huggingface_hub
+    huggingface-cli download Systran/faster-whisper-small --local-dir faster-whisper-small
+  (or in Python: huggingface_hub.snapshot_download("Systran/faster-whisper-small",
+   local_dir="faster-whisper-small"); large-v3: Systran/faster-whisper-large-v3)
+then copy the folder into {models_dir}/ on this machine and name it in {config}:
+    [stt.models]
+    default = "./models/faster-whisper-small"   # relative to the data directory
+    fi = "./models/<a Finnish model>"
+A Whisper fine-tune in transformers format (e.g. a Finnish or Swedish one) must first be
+converted: ct2-transformers-converter --model <hub id> --output_dir <folder> \\
+    --copy_files tokenizer.json preprocessor_config.json --quantization int8"""
+
+
+def _check_whisper(config: SttConfig, specs: list[str] | None) -> dict[str, Any]:
+    """Load each configured model (or each of ``specs``) and check it knows its languages."""
+    from ivr.speech.stt import ModelError
     from ivr.speech.stt.faster_whisper import FasterWhisperEngine
 
-    models = list(dict.fromkeys(args.model or []))
-    if not models:
-        _print("no speech-to-text models are configured; name them with --model PATH_OR_NAME")
-        return 0
-    config = SttConfig(
-        default_model=models[0],
-        device=args.device,
-        compute_type=args.compute_type,
-        threads=args.threads,
-        models_dir=Path(args.models_dir) if args.models_dir else None,
-    )
     engine = FasterWhisperEngine(config)
-    failed = 0
-    for spec in models:
-        try:
-            loaded = engine.load(spec)
-        except ModelError as exc:
-            failed += 1
-            _print(f"{spec}: NOT USABLE - {exc}")
-            continue
-        kind = "multilingual" if loaded.multilingual else "English-only"
-        _print(
-            f"{spec}: ok, {kind}, loaded in {loaded.load_seconds:.2f} s "
-            f"({loaded.device}, {loaded.compute_type}) from {loaded.path}"
+    models: dict[str, dict[str, Any]] = {}
+
+    def load(spec: str) -> dict[str, Any]:
+        if spec not in models:
+            try:
+                loaded = engine.load(spec)
+            except ModelError as exc:
+                models[spec] = {"model": spec, "ok": False, "problem": str(exc)}
+            else:
+                models[spec] = {
+                    "model": spec,
+                    "ok": True,
+                    "path": str(loaded.path),
+                    "multilingual": loaded.multilingual,
+                    "load_seconds": round(loaded.load_seconds, 3),
+                    "device": loaded.device,
+                    "compute_type": loaded.compute_type,
+                }
+        return models[spec]
+
+    if specs:
+        for spec in specs:
+            load(spec)
+        return {
+            "models": list(models.values()),
+            "languages": {},
+            "ok": all(m["ok"] for m in models.values()),
+        }
+    languages: dict[str, dict[str, Any]] = {}
+    for language in ("fi", "sv", "en"):
+        own = config.models.get(language)
+        chosen = own or config.default_model
+        setting = f"stt.models.{language}" if own else "stt.models.default"
+        entry: dict[str, Any] = {"model": chosen, "setting": setting if chosen else None}
+        if chosen is None:
+            entry.update(ok=None, problem=f"no model: transcriptions in {language} fail")
+        elif not load(chosen)["ok"]:
+            entry.update(ok=False, problem=f"model {chosen!r} does not load")
+        else:
+            try:
+                engine.model_for(language)
+            except ModelError as exc:
+                entry.update(ok=False, problem=str(exc))
+            else:
+                entry.update(ok=True, problem=None)
+        languages[language] = entry
+    if config.default_model:
+        load(config.default_model)
+    ok = bool(models) and all(m["ok"] for m in models.values())
+    ok = ok and all(e["ok"] is not False for e in languages.values())
+    return {
+        "models": list(models.values()),
+        "languages": languages,
+        "default": config.default_model,
+        "ok": ok,
+    }
+
+
+def _check_google(config: SttConfig) -> dict[str, Any]:
+    """What the google engine would use; nothing is sent anywhere."""
+    import os
+
+    from ivr.speech.stt import SttError
+
+    problems: list[str] = []
+    report: dict[str, Any] = {"project": config.google_project, "model": config.google_model}
+    try:
+        from ivr.speech.stt.google import LANGUAGE_CODES, endpoint_for, recognizer_for
+    except ImportError as exc:
+        report["library"] = f"not installed: {exc}"
+        problems.append(
+            f"the google engine needs google-cloud-speech: pip install 'ivr[google]' ({exc})"
         )
-    return 1 if failed else 0
+        report["endpoint"] = report["recognizer"] = None
+        report["languages"] = {}
+    else:
+        report["library"] = "ok"
+        try:
+            report["endpoint"] = endpoint_for(config)
+        except SttError as exc:
+            report["endpoint"] = None
+            problems.append(str(exc))
+        report["recognizer"] = recognizer_for(config)
+        report["languages"] = dict(LANGUAGE_CODES)
+    if not config.google_project.strip():
+        problems.append("stt.google_project is not set (the Google Cloud project id)")
+    variable = "GOOGLE_APPLICATION_CREDENTIALS"
+    path = os.environ.get(variable, "")
+    report["credentials"] = path or None
+    if not path:
+        problems.append(f"{variable} is not set: set it to a service account key file (JSON)")
+    else:
+        try:
+            key = json.loads(Path(path).read_text(encoding="utf-8"))
+            if not isinstance(key, dict) or "type" not in key:
+                problems.append(f"{variable}={path}: not a Google credentials file (no type)")
+        except OSError as exc:
+            problems.append(f"{variable}={path}: cannot be read: {exc.strerror or exc}")
+        except (ValueError, UnicodeDecodeError):
+            problems.append(f"{variable}={path}: not a JSON credentials file")
+    report["problems"] = problems
+    report["ok"] = not problems
+    return report
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """`ivr models`: the configured engine and models, and does each load here? (exit 1 if not)
+
+    With ``--model``: check only those faster-whisper models.
+    """
+    import dataclasses
+
+    from ivr.config import load_settings
+
+    settings = load_settings()
+    config = _stt_config(args)
+    specs = list(dict.fromkeys(args.model or []))
+    if specs:
+        config = dataclasses.replace(config, engine="faster-whisper")
+    report: dict[str, Any] = {
+        "engine": config.engine,
+        "device": config.device,
+        "compute_type": config.resolved_compute_type(),
+        "compute_type_automatic": not config.compute_type,
+        "threads": config.threads,
+        "models_dir": str(config.models_dir),
+    }
+    if config.engine == "google":
+        report.update(_check_google(config))
+    else:
+        report.update(_check_whisper(config, specs))
+    if args.json:
+        _print(json.dumps(report, ensure_ascii=False))
+        return 0 if report["ok"] else 1
+
+    if config.engine == "google":
+        _print("engine: google (Google Cloud Speech-to-Text v2); this check sends nothing")
+        _print(f"library google-cloud-speech: {report['library']}")
+        _print(f"project: {report['project'] or '(not set)'}")
+        _print(f"endpoint: {report['endpoint'] or '(unknown)'}")
+        _print(f"recognizer: {report['recognizer'] or '(unknown)'}, model {report['model']}")
+        for language, code in report["languages"].items():
+            _print(f"{language}: {code}")
+        _print(f"credentials: {report['credentials'] or '(GOOGLE_APPLICATION_CREDENTIALS unset)'}")
+        for problem in report["problems"]:
+            _print(f"PROBLEM: {problem}")
+        _print("ok" if report["ok"] else "NOT USABLE")
+        return 0 if report["ok"] else 1
+
+    automatic = " (automatic)" if report["compute_type_automatic"] else ""
+    _print(
+        f"engine: faster-whisper (offline); device {config.device}, compute type "
+        f"{report['compute_type']}{automatic}, {config.threads} threads; "
+        f"model names are looked up in {config.models_dir}"
+    )
+
+    def describe(model: dict[str, Any]) -> str:
+        if not model["ok"]:
+            return f"NOT USABLE - {model['problem']}"
+        kind = "multilingual" if model["multilingual"] else "English-only"
+        return (
+            f"ok, {kind}, loaded in {model['load_seconds']:.2f} s "
+            f"({model['device']}, {model['compute_type']}) from {model['path']}"
+        )
+
+    if specs:
+        for model in report["models"]:
+            _print(f"{model['model']}: {describe(model)}")
+    else:
+        by_spec = {m["model"]: m for m in report["models"]}
+        for language, entry in report["languages"].items():
+            if entry["model"] is None:
+                _print(f"{language}: no model ({entry['problem']})")
+                continue
+            via = "" if entry["setting"] == f"stt.models.{language}" else ", the default"
+            line = f"{language}: {entry['model']} ({entry['setting']}{via})"
+            if entry["ok"]:
+                _print(f"{line}: {describe(by_spec[entry['model']])}")
+            else:
+                problem = entry["problem"]
+                if not by_spec[entry["model"]]["ok"]:
+                    problem = describe(by_spec[entry["model"]])
+                _print(f"{line}: {'' if problem.startswith('NOT') else 'NOT USABLE - '}{problem}")
+        default = report["default"]
+        _print(
+            f"default: {default}: {describe(by_spec[default])}"
+            if default
+            else "default: none (stt.models.default is not set)"
+        )
+    if not report["models"]:
+        _print(f"no speech-to-text model is configured ([stt.models] in {settings.config_file})")
+    if not report["ok"] or not report["models"]:
+        _print("")
+        _print(FETCH_HELP.format(models_dir=config.models_dir, config=settings.config_file))
+    return 0 if report["ok"] else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -541,7 +780,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run the job worker (transcriptions) until SIGTERM")
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("jobs", help="the job queue's depth (pending jobs)")
+    p = sub.add_parser("jobs", help="the job queue's depth (pending, retries, not transcribed)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_jobs)
 
@@ -592,12 +831,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stt_options(st)
     p.set_defaults(func=cmd_stt)
 
-    p = sub.add_parser("models", help="do the speech-to-text models load? (exit 1 if not)")
+    p = sub.add_parser(
+        "models", help="the speech-to-text engine and models: do they load? (exit 1 if not)"
+    )
     p.add_argument(
         "--model",
         action="append",
-        help="a model folder or name to check (repeatable)",
+        help="check this model folder or name instead of the configured ones (repeatable)",
     )
+    p.add_argument("--json", action="store_true", help="the report as JSON")
     _add_stt_options(p)
     p.set_defaults(func=cmd_models)
     return parser

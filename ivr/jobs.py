@@ -1,25 +1,33 @@
-"""Background jobs: a huey queue (SQLite in the data directory) and its tasks.
+"""Background jobs: a huey queue (SQLite in the data directory, or Redis) and its tasks.
 
-Nothing is built at import time. ``make_queue(settings)`` creates the huey instance, registers
-the task functions on it and returns a ``JobQueue``; the telephony worker (producer) and
-``ivr worker`` (consumer) each call it, so both know the same task names.
+Nothing is built at import time. ``make_queue(settings)`` creates the huey instance of
+``[jobs]`` (``backend = "sqlite"``: ``DATA_DIR/jobs.db``; ``"redis"``: ``jobs.redis_url``),
+registers the task functions on it and returns a ``JobQueue``; the telephony worker
+(producer) and ``ivr worker`` (consumer) each call it, so both know the same task names.
 
 Task ``transcribe_recording(recording_id)``: speech-to-text of one open-answer recording in
 the recording's language (the call's language when the answer was given), stored as one
 ``transcripts`` row. It is idempotent: a recording that already has a transcript is skipped,
-so running it twice (or enqueueing twice) stores one transcript. It is retried 3 times.
+and the database allows one transcript per recording, so running it twice (or enqueueing
+it twice, or two workers at once) stores one transcript.
 
-The speech-to-text models: ``DATA_DIR/stt.toml`` if present (there is no setting for it in
-``ivr.toml`` yet)::
+Retries: a failed transcription is tried again ``jobs.retries`` times (unless the error says
+it is not retryable, e.g. Google refusing the credentials), the first time after
+``jobs.retry_delay`` seconds and each later time after twice the previous delay (30, 60,
+120 s by default). huey's own retry delay is fixed, so the task, which huey hands its own
+task instance (``context=True``), sets that instance's ``retry_delay`` for the next try
+before it re-raises; huey requeues the instance with it.
 
-    [models]
-    default = "/srv/models/faster-whisper-small"   # any language without its own entry
-    fi = "/srv/models/whisper-fi-ct2"
-    sv = "/srv/models/whisper-sv-ct2"
+Nothing is lost when a worker dies: huey takes a message off the queue (SQLite deletes the
+row, Redis pops it) before it runs, so a worker killed mid-job (SIGKILL, a power cut) loses
+that message. The database is the record of what is to do: ``ivr worker`` starts with
+``sweep()``, which enqueues every recording that has no transcript and no job waiting in
+the queue. Recordings stored while no worker runs, or while Redis is down, are found the
+same way.
 
-Each value is a local CTranslate2 model folder or a model name already on this machine (see
-``ivr.speech.stt``); a relative path is relative to the data directory. Without the file (or
-with no model for the language) a transcription fails with a ModelError and is retried.
+Speech-to-text settings come from ``[stt]`` and ``[stt.models]`` in ``ivr.toml``
+(``stt_config``); the old ``DATA_DIR/stt.toml`` is refused with a message saying where its
+models go now.
 """
 
 from __future__ import annotations
@@ -27,52 +35,93 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from huey import SqliteHuey  # type: ignore[import-untyped]
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.config import Settings
-from ivr.speech.stt import SpeechEngine, SttConfig, SttError, Transcript, make_engine
+from ivr.config import ConfigError, Settings
+from ivr.speech.stt import SpeechEngine, SttConfig, Transcript, make_engine
 from ivr.store.models import Call, Recording, TranscriptRow
 
 log = logging.getLogger(__name__)
 
-STT_FILE = "stt.toml"
+OLD_STT_FILE = "stt.toml"
 JOBS_FILE = "jobs.db"
-RETRIES = 3
-RETRY_DELAY = 30.0  # seconds between tries of a failed task
+QUEUE_NAME = "ivr"
+TASK_NAME = "transcribe_recording"
+POLL_MAX_SECONDS = 1.0  # the longest an idle consumer waits before looking at the queue
+REDIS_CONNECT_TIMEOUT = 5.0  # seconds to reach Redis before giving up with an error
+REDIS_SOCKET_TIMEOUT = 30.0  # longer than the blocking read (1 s) of the consumer
 
 
-def load_stt_config(data_dir: Path) -> SttConfig:
-    """The speech-to-text configuration from ``DATA_DIR/stt.toml`` (empty if there is none)."""
-    path = data_dir / STT_FILE
-    if not path.is_file():
-        return SttConfig()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SttError(f"{path}: {exc}") from None
-    models = raw.get("models", {})
-    if not isinstance(models, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in models.items()
-    ):
-        raise SttError(f'{path}: [models] must map languages to strings, e.g. fi = "..."')
+class JobQueueError(ConfigError):
+    """The job queue's storage cannot be reached or refuses us; the message names the setting."""
 
-    def resolve(spec: str) -> str:
-        if spec.startswith(("./", "../")):
-            return str((data_dir / spec).resolve())
-        return spec
 
-    per_language = {k: resolve(v) for k, v in models.items() if k != "default"}
-    default = models.get("default")
-    return SttConfig(models=per_language, default_model=resolve(default) if default else None)
+# --- speech-to-text settings -------------------------------------------------------------
+
+
+def _resolve_model(spec: str, data_dir: Path) -> str:
+    """A model from ``[stt.models]``: a relative path becomes a path in the data directory.
+
+    ``./x`` and ``../x`` are paths; so is any relative name that exists in the data
+    directory (``models/fi``). Anything else (``small``, ``Systran/faster-whisper-small``)
+    is a model name, looked up in ``stt.models_dir`` and the Hugging Face cache.
+    """
+    path = Path(spec).expanduser()
+    if path.is_absolute():
+        return str(path)
+    if spec.startswith(("./", "../")) or (data_dir / path).exists():
+        return str((data_dir / path).resolve())
+    return spec
+
+
+def stt_config(settings: Settings) -> SttConfig:
+    """The speech-to-text configuration from ``[stt]`` / ``[stt.models]`` of ``settings``.
+
+    ConfigError if the old ``DATA_DIR/stt.toml`` is still there (its models are not read).
+    """
+    old = settings.data_dir / OLD_STT_FILE
+    if old.exists():
+        raise ConfigError(
+            f"{old}: speech-to-text models are no longer read from this file: move its "
+            f"[models] entries into [stt.models] in {settings.config_file} (same keys: fi, "
+            f'sv, en, default; e.g. [stt.models] default = "./models/small"), then delete {old}'
+        )
+    stt = settings.stt
+    data_dir = settings.data_dir
+    models = {k: _resolve_model(v, data_dir) for k, v in stt.models.items()}
+    default = models.pop("default", None)
+    if stt.models_dir:
+        models_dir = Path(stt.models_dir).expanduser()
+        if not models_dir.is_absolute():
+            models_dir = data_dir / models_dir
+    else:
+        models_dir = data_dir / "models"
+    return SttConfig(
+        engine=stt.engine,
+        models=models,
+        default_model=default,
+        device=stt.device,
+        compute_type=stt.compute_type or None,
+        threads=stt.threads,
+        models_dir=models_dir,
+        beam_size=stt.beam_size,
+        google_project=stt.google_project,
+        google_location=stt.google_location,
+        google_endpoint=stt.google_endpoint,
+        google_model=stt.google_model,
+    )
+
+
+# --- the task ----------------------------------------------------------------------------
 
 
 def store_transcript(session: Session, recording: Recording, transcript: Transcript) -> None:
@@ -111,6 +160,7 @@ def transcribe_recording(
             sa.select(TranscriptRow.id).where(TranscriptRow.recording_id == recording_id)
         )
         if exists is not None:
+            log.info("recording %s already has a transcript", recording_id)
             return "exists"
         call_language = s.scalar(sa.select(Call.language).where(Call.id == recording.call_id))
         language = recording.language or call_language or ""
@@ -134,12 +184,42 @@ def transcribe_recording(
     return "stored"
 
 
+def backoff_delay(first: float, failures: int) -> float:
+    """Seconds before the next try after ``failures`` failed tries (1, 2, ...): doubling."""
+    return float(first * 2 ** max(0, failures - 1))
+
+
+def untranscribed_ids(factory: sessionmaker[Session]) -> list[int]:
+    """Every recording without a transcript, oldest first."""
+    query = (
+        sa.select(Recording.id)
+        .outerjoin(TranscriptRow, TranscriptRow.recording_id == Recording.id)
+        .where(TranscriptRow.id.is_(None))
+        .order_by(Recording.id)
+    )
+    with factory() as s:
+        return list(s.scalars(query))
+
+
+# --- the queue ---------------------------------------------------------------------------
+
+
+def safe_redis_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
 @dataclass
 class JobQueue:
     """The huey queue and its tasks; the database and the engine are built on first use."""
 
     settings: Settings
-    huey: Any  # a huey.SqliteHuey (the package has no type information)
+    huey: Any  # a huey.SqliteHuey or huey.RedisHuey (the package has no type information)
     stt: SttConfig | None = None
     engine_factory: Callable[[SttConfig], SpeechEngine] = make_engine
     _task: Any = None
@@ -147,17 +227,104 @@ class JobQueue:
     _engine: SpeechEngine | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def backend(self) -> str:
+        return self.settings.jobs.backend
+
+    @property
+    def where(self) -> str:
+        """Where the queue lives: the SQLite file, or the Redis URL without its password."""
+        if self.backend == "redis":
+            return f"redis {safe_redis_url(self.settings.jobs.redis_url)}"
+        return str(self.huey.storage.filename)
+
+    @contextmanager
+    def _storage(self, doing: str) -> Iterator[None]:
+        """Turn a failure of the queue's storage into a JobQueueError naming the setting."""
+        try:
+            yield
+        except JobQueueError:
+            raise
+        except Exception as exc:
+            if self.backend != "redis" or not _is_redis_error(exc):
+                raise
+            raise JobQueueError(self._redis_problem(exc, doing)) from None
+
+    def _redis_problem(self, exc: Exception, doing: str) -> str:
+        import redis
+
+        url = self.settings.jobs.redis_url
+        where = f"jobs.redis_url ({safe_redis_url(url)})"
+        detail = str(exc)
+        password = urlsplit(url).password
+        if password:
+            detail = detail.replace(password, "***")
+        if isinstance(exc, redis.AuthenticationError) or "NOAUTH" in detail:
+            if password:
+                return (
+                    f"{where}: Redis refused the password while {doing} ({detail}); "
+                    "check the password in the URL (redis://:PASSWORD@HOST:PORT/DB)"
+                )
+            return (
+                f"{where}: Redis wants a password while {doing} ({detail}); put it in the URL "
+                "(redis://:PASSWORD@HOST:PORT/DB)"
+            )
+        return f"{where}: cannot reach Redis while {doing}: {detail}"
+
+    def check(self) -> None:
+        """Reach the queue's storage now; JobQueueError with the reason if it cannot be used."""
+        with self._storage("connecting"):
+            if self.backend == "redis":
+                self.huey.storage.conn.ping()
+            else:
+                self.huey.storage.queue_size()
+
     def enqueue_transcription(self, recording_id: int) -> None:
         """Queue ``transcribe_recording(recording_id)`` (the consumer runs it)."""
-        self._task(recording_id)
+        with self._storage(f"queueing the transcription of recording {recording_id}"):
+            self._task(recording_id)
 
     def pending(self) -> int:
         """Tasks waiting for the consumer (not counting retries scheduled for later)."""
-        return int(self.huey.pending_count())
+        with self._storage("counting pending jobs"):
+            return int(self.huey.pending_count())
 
     def scheduled(self) -> int:
         """Tasks scheduled for later (retries after their delay)."""
-        return int(self.huey.scheduled_count())
+        with self._storage("counting scheduled jobs"):
+            return int(self.huey.scheduled_count())
+
+    def queued_recordings(self) -> set[int]:
+        """The recordings that have a transcription waiting in the queue or scheduled."""
+        with self._storage("reading the queue"):
+            tasks = [*self.huey.pending(), *self.huey.scheduled()]
+        return {int(t.args[0]) for t in tasks if t.name == TASK_NAME and t.args}
+
+    def untranscribed(self) -> list[int]:
+        """Every recording in the database without a transcript, oldest first."""
+        return untranscribed_ids(self.sessions())
+
+    def depth(self) -> dict[str, int]:
+        """The queue depth: pending and scheduled jobs, recordings without a transcript, and
+        how many of those have no job in the queue (being transcribed, failed, or lost)."""
+        queued = self.queued_recordings()
+        missing = self.untranscribed()
+        return {
+            "pending": self.pending(),
+            "scheduled": self.scheduled(),
+            "untranscribed": len(missing),
+            "not_queued": sum(1 for rid in missing if rid not in queued),
+        }
+
+    def sweep(self) -> list[int]:
+        """Enqueue every recording without a transcript that has no job in the queue."""
+        queued = self.queued_recordings()
+        swept = [rid for rid in self.untranscribed() if rid not in queued]
+        for rid in swept:
+            self.enqueue_transcription(rid)
+        if swept:
+            log.info("queued %d recordings that had no transcript and no job", len(swept))
+        return swept
 
     def sessions(self) -> sessionmaker[Session]:
         with self._lock:
@@ -171,7 +338,7 @@ class JobQueue:
     def speech_engine(self) -> SpeechEngine:
         with self._lock:
             if self._engine is None:
-                config = self.stt or load_stt_config(self.settings.data_dir)
+                config = self.stt or stt_config(self.settings)
                 self._engine = self.engine_factory(config)
             return self._engine
 
@@ -180,14 +347,57 @@ class JobQueue:
         return transcribe_recording(self.sessions(), self.speech_engine(), recording_id)
 
     def consumer(self) -> Any:
-        """A huey consumer: one worker thread (``.run()`` until SIGTERM/SIGINT)."""
-        return self.huey.create_consumer(workers=1, worker_type="thread", periodic=False)
+        """A huey consumer: one worker thread (``.run()`` until SIGTERM/SIGINT).
+
+        An idle worker looks at the queue at least once a second (huey's default backs off
+        to 10 s on SQLite, which would delay a new job, or a due retry, by up to 10 s).
+        """
+        return self.huey.create_consumer(
+            workers=1, worker_type="thread", periodic=False, max_delay=POLL_MAX_SECONDS
+        )
 
     def close(self) -> None:
         if self._factory is not None:
             bind = self._factory.kw.get("bind")
             if bind is not None:
                 bind.dispose()
+        if self.backend == "redis":
+            self.huey.storage.pool.disconnect()
+
+
+def _is_redis_error(exc: Exception) -> bool:
+    try:
+        import redis
+    except ImportError:  # pragma: no cover - make_queue needs it for the redis backend
+        return False
+    return isinstance(exc, redis.RedisError)
+
+
+def make_huey(settings: Settings, filename: Path | None = None) -> Any:
+    """The huey instance of ``[jobs]``: SqliteHuey in the data directory, or RedisHuey."""
+    jobs = settings.jobs
+    if jobs.backend == "redis":
+        try:
+            import redis
+            from huey import RedisHuey  # type: ignore[import-untyped]
+        except ImportError:
+            raise ConfigError(
+                'jobs.backend = "redis" needs the redis package (pip install redis)'
+            ) from None
+        try:
+            pool = redis.ConnectionPool.from_url(
+                jobs.redis_url,
+                socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+                socket_timeout=REDIS_SOCKET_TIMEOUT,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"jobs.redis_url ({safe_redis_url(jobs.redis_url)}): {exc}") from None
+        return RedisHuey(name=QUEUE_NAME, connection_pool=pool, results=False, read_timeout=1)
+    from huey import SqliteHuey
+
+    path = filename or settings.data_dir / JOBS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(name=QUEUE_NAME, filename=str(path), results=False)
 
 
 def make_queue(
@@ -195,21 +405,50 @@ def make_queue(
     *,
     stt: SttConfig | None = None,
     engine_factory: Callable[[SttConfig], SpeechEngine] = make_engine,
-    retry_delay: float = RETRY_DELAY,
     filename: Path | None = None,
 ) -> JobQueue:
-    """The job queue of ``settings``' data directory (``DATA_DIR/jobs.db``), tasks registered.
+    """The job queue of ``settings`` (``[jobs]``), its task registered.
 
-    ``stt``: the speech-to-text configuration (default: ``DATA_DIR/stt.toml``).
+    ``stt``: the speech-to-text configuration (default: ``stt_config(settings)``, read when
+    the first transcription runs). ``filename``: another SQLite file (tests).
     """
-    path = filename or settings.data_dir / JOBS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    huey = SqliteHuey(name="ivr", filename=str(path))
+    jobs = settings.jobs
+    huey = make_huey(settings, filename)
     queue = JobQueue(settings, huey, stt, engine_factory)
 
-    def transcribe_task(recording_id: int) -> str:
-        return queue.transcribe_now(recording_id)
+    def transcribe_task(recording_id: int, task: Any = None) -> str:
+        try:
+            return queue.transcribe_now(recording_id)
+        except Exception as exc:
+            if task is not None:
+                failures = jobs.retries - task.retries + 1  # this one included
+                if getattr(exc, "retryable", True) is False:  # e.g. the cloud refused it
+                    task.retries = 0
+                    log.error(
+                        "recording %s: transcription failed, not retryable: %s", recording_id, exc
+                    )
+                elif task.retries > 0:
+                    task.retry_delay = backoff_delay(jobs.retry_delay, failures)
+                    log.warning(
+                        "recording %s: transcription failed (try %d of %d), next try in %.0f s: %s",
+                        recording_id,
+                        failures,
+                        jobs.retries + 1,
+                        task.retry_delay,
+                        exc,
+                    )
+                else:
+                    log.error(
+                        "recording %s: transcription failed %d times, giving up (`ivr worker` "
+                        "tries again when it starts): %s",
+                        recording_id,
+                        failures,
+                        exc,
+                    )
+            raise
 
-    register = huey.task(retries=RETRIES, retry_delay=retry_delay, name="transcribe_recording")
+    register = huey.task(
+        retries=jobs.retries, retry_delay=jobs.retry_delay, name=TASK_NAME, context=True
+    )
     queue._task = register(transcribe_task)
     return queue

