@@ -687,7 +687,9 @@ class Bench:
         from ivr.telephony.prompt_media import PromptMedia
 
         flow = load_flow(FLOW)
-        media = PromptMedia(PromptStore(self.app.settings.cache_dir / "prompts"))
+        media = PromptMedia(
+            PromptStore.from_settings(self.app.settings, self.app.settings.cache_dir / "prompts")
+        )
         q1 = flow.nodes["q1"]
         assert q1.no_input is not None and q1.prompt is not None
         thanks = flow.nodes["thanks"].prompt

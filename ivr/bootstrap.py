@@ -62,7 +62,7 @@ class App:
 
         jobs = make_queue(settings)
         store = DbCallStore(make_session_factory(engine), node, jobs.enqueue_transcription)
-        prompts = PromptMedia(PromptStore(settings.cache_dir / "prompts"))
+        prompts = PromptMedia(PromptStore.from_settings(settings, settings.cache_dir / "prompts"))
         flows: dict[str, Flow] = {}
         lines: dict[str, Line] = {}
         for spec in settings.lines:
@@ -88,6 +88,7 @@ class App:
             node,
             **({"clock": clock} if clock else {}),
             prerender=prompts.prerender,
+            writer=store.writer,
         )
         return TelephonyParts(service, store, prompts, flows, engine, dialer)
 
