@@ -71,8 +71,12 @@ class App:
             lines[spec.number] = Line(spec.number, flows[flow.id], spec.language or None)
         for flow in flows.values():
             prompts.prerender(flow)
+        from ivr.telephony.ari import SERVICE_EVENTS
+
+        ari = self.ari()
+        ari.event_filter = SERVICE_EVENTS
         service = TelephonyService(
-            self.ari(),
+            ari,
             store,
             prompts,
             lines,

@@ -40,6 +40,24 @@ log = logging.getLogger(__name__)
 CONNECTED = "IvrAriConnected"
 DISCONNECTED = "IvrAriDisconnected"
 
+# The events the telephony service and its sessions act on. Asterisk is asked to send only
+# these (an application event filter): a survey call otherwise brings ~23 events, half of
+# them variable changes, dial progress and playback starts that nothing reads.
+SERVICE_EVENTS = (
+    "StasisStart",
+    "StasisEnd",
+    "ChannelDestroyed",
+    "ChannelHangupRequest",
+    "ChannelDtmfReceived",
+    "ChannelEnteredBridge",
+    "ChannelLeftBridge",
+    "PlaybackFinished",
+    "PlaybackFailed",
+    "RecordingFinished",
+    "RecordingFailed",
+    "ApplicationReplaced",
+)
+
 
 class AriError(Exception):
     def __init__(self, status: int, method: str, path: str, message: str) -> None:
@@ -116,6 +134,7 @@ class AriClient:
         reconnect_max: float = 5.0,
         rest_over_websocket: bool = True,
         timeout: float = 10.0,
+        event_filter: tuple[str, ...] | None = None,
     ) -> None:
         self.base = f"http://{host}:{port}/ari"
         self.ws_url = (
@@ -134,6 +153,8 @@ class AriClient:
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._request_ids = itertools.count(1)
         self.rest_over_websocket = rest_over_websocket
+        # None: every event of the application; else only these types (set at each connect).
+        self.event_filter = event_filter
         self.timeout = timeout
         self.ws_requests = 0  # requests answered over the websocket (tests, benchmarks)
         self.http_requests = 0
@@ -223,6 +244,7 @@ class AriClient:
                     delay = self._reconnect[0]
                     rest = self.rest_over_websocket and await self._probe_rest(ws)
                     self._ws = ws if rest else None
+                    await self._set_event_filter(self.event_filter)
                     self.connected.set()
                     log.info(
                         "ARI events connected (%s; REST over %s)",
@@ -292,6 +314,24 @@ class AriClient:
             self._received(message)
         log.info("Asterisk does not answer REST requests on the websocket: using HTTP")
         return False
+
+    async def _set_event_filter(self, types: tuple[str, ...] | None) -> None:
+        """Ask Asterisk for these event types only (None: all; the filter belongs to the
+        application in Asterisk, so an unfiltered client clears what another one set). The
+        reader task is not running yet, so this goes over HTTP."""
+        if self._http is None:
+            return
+        self.http_requests += 1
+        path = f"/applications/{quote(self.app)}/eventFilter"
+        try:
+            # Responses to REST requests on the websocket pass the same filter.
+            allowed = [*types, "RESTResponse"] if types else []
+            body = {"allowed": [{"type": t} for t in allowed], "disallowed": []}
+            resp = await self._http.put(path, json=body)
+        except httpx.HTTPError as exc:
+            raise OSError(f"ARI PUT {path}: no answer from Asterisk: {exc}") from None
+        if resp.status_code >= 400:
+            log.warning("ARI event filter not set (%s): all events will come", resp.status_code)
 
     def _fail_pending(self, reason: str) -> None:
         pending, self._pending = self._pending, {}

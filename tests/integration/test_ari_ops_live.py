@@ -7,7 +7,7 @@ import time
 
 from ivr.bootstrap import App
 from ivr.telephony.ami import ami_health
-from ivr.telephony.ari import AriClient, AriError, AriEvent
+from ivr.telephony.ari import SERVICE_EVENTS, AriClient, AriError, AriEvent
 from ivr.telephony.calls import CallTracker, place_call
 from ivr.telephony.personas import number_for
 
@@ -169,9 +169,39 @@ def test_requests_go_over_the_websocket_and_http_gives_the_same_answers(pbx_app:
 
     ws = asyncio.run(run(True))
     http = asyncio.run(run(False))
-    assert ws["http"] == 0 and int(ws["ws"]) >= 7, ws  # nothing went over HTTP
-    assert http["ws"] == 0 and int(http["http"]) >= 7, http
+    # Only the event filter, set at connect before the reader runs, went over HTTP.
+    assert ws["http"] == 1 and int(ws["ws"]) >= 7, ws
+    assert http["ws"] == 0 and int(http["http"]) >= 8, http
     for key in ("version", "channels", "error", "answered"):
         assert ws[key] == http[key], key
     assert ws["error"] == "ARI DELETE /channels/no-such-channel: 404 Channel not found"
     assert ws["answered"] == ["Up"]
+
+
+def test_an_event_filter_keeps_out_what_the_service_does_not_read(pbx_app: App) -> None:
+    async def run(event_filter: tuple[str, ...] | None) -> set[str]:
+        ari = pbx_app.ari()
+        ari.event_filter = event_filter
+        seen: set[str] = set()
+        ari.add_listener(lambda e: seen.add(e.type))
+        await ari.start()
+        try:
+            ended = ari.expect(lambda e: e.type == "StasisEnd")
+
+            async def on_start(event: AriEvent) -> None:
+                if event.type == "StasisStart":
+                    await ari.answer(event.channel_id or "")  # answered over the websocket
+                    await ari.hangup(event.channel_id or "")
+
+            ari.add_listener(on_start)
+            await ari.originate(f"PJSIP/{number_for(100, 3)}@trunk", app_args=["x"])
+            await asyncio.wait_for(ended, 15)
+            await asyncio.sleep(0.5)  # let anything else that is coming arrive
+        finally:
+            await ari.close()
+        return seen - {"IvrAriConnected", "IvrAriDisconnected"}
+
+    filtered = asyncio.run(run(SERVICE_EVENTS))
+    assert filtered and filtered <= set(SERVICE_EVENTS), filtered
+    unfiltered = asyncio.run(run(None))  # the next client clears the application's filter
+    assert "ChannelVarset" in unfiltered and "ChannelStateChange" in unfiltered, unfiltered
