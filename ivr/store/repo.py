@@ -100,22 +100,37 @@ def create_call(
 
 def mark_answered(session: Session, call_id: str, at: datetime | None = None) -> None:
     """The call was answered (outbound) or entered the flow (inbound); the first time counts."""
-    call = _call(session, call_id)
-    if call.answered_at is None:
-        call.answered_at = at or utcnow()
-        session.flush()
+    # Plain UPDATEs, no ORM object: these run several times per call under load.
+    done = session.execute(
+        sa.update(Call)
+        .where(Call.id == call_id, Call.answered_at.is_(None))
+        .values(answered_at=at or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if not done.rowcount:  # type: ignore[attr-defined]
+        _call(session, call_id)  # answered before (kept), or no such call (raises)
 
 
 def set_progress(
     session: Session, call_id: str, *, node_id: str | None = None, language: str | None = None
 ) -> None:
     """Where the call is in its flow (the last node reached) and its current language."""
-    call = _call(session, call_id)
+    values: dict[str, str] = {}
     if node_id is not None:
-        call.last_node_id = node_id
+        values["last_node_id"] = node_id
     if language is not None:
-        call.language = language
-    session.flush()
+        values["language"] = language
+    if not values:
+        _call(session, call_id)
+        return
+    done = session.execute(
+        sa.update(Call)
+        .where(Call.id == call_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if not done.rowcount:  # type: ignore[attr-defined]
+        raise CallNotFound(call_id)
 
 
 def end_call(
@@ -194,7 +209,7 @@ def save_answer(
     at: datetime | None = None,
 ) -> Answer:
     """Append an answer (never overwrites; see ``latest_answers``). Moves ``last_node_id``."""
-    call = _call(session, call_id)
+    set_progress(session, call_id, node_id=node_id)  # raises CallNotFound first
     seq = session.scalar(
         sa.select(sa.func.coalesce(sa.func.max(Answer.seq), 0) + 1).where(Answer.call_id == call_id)
     )
@@ -209,7 +224,6 @@ def save_answer(
         created_at=at or utcnow(),
     )
     session.add(answer)
-    call.last_node_id = node_id
     session.flush()
     return answer
 

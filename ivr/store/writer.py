@@ -136,6 +136,9 @@ class DbWriter:
                         results.append((item, False, exc))
                     else:
                         results.append((item, True, value))
+                    # Each item starts from an empty identity map, as in a session of its
+                    # own: no object loaded by an earlier item is seen stale.
+                    session.expunge_all()
         except OperationalError:
             # Busy or disconnected: nothing of the batch was committed. Run each item in a
             # transaction of its own (each retries while the database is busy).
