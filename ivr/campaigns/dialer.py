@@ -529,28 +529,33 @@ class Dialer:
             call_id=call_id,
             detail=detail,
         )
-        campaign = s.get(Campaign, done.campaign_id)
-        if campaign is None:
-            return
-        policy = (
-            self.campaigns[campaign.id].policy
-            if campaign.id in self.campaigns
-            else policy_of(campaign)
-        )
-        made = (
-            s.scalar(
-                sa.select(sa.func.count())
-                .select_from(Attempt)
-                .where(
-                    Attempt.contact_id == done.contact_id,
-                    Attempt.state == AttemptState.DONE,
-                    Attempt.outcome != AttemptOutcome.SKIPPED,
+        run = self.campaigns.get(done.campaign_id)
+        if run is not None:
+            policy = run.policy
+        else:
+            campaign = s.get(Campaign, done.campaign_id)
+            if campaign is None:
+                return
+            policy = policy_of(campaign)
+        ended = ended_at or self.clock()
+        # Most outcomes (completed, declined...) are final whatever the count: only when a
+        # first attempt would be retried is the contact's real count needed.
+        decision = rules.decide_next(policy, outcome=outcome, attempts_made=1, ended_at=ended)
+        if isinstance(decision, rules.Retry):
+            made = (
+                s.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(Attempt)
+                    .where(
+                        Attempt.contact_id == done.contact_id,
+                        Attempt.state == AttemptState.DONE,
+                        Attempt.outcome != AttemptOutcome.SKIPPED,
+                    )
                 )
+                or 0
             )
-            or 0
-        )
-        decision = rules.decide_next(
-            policy, outcome=outcome, attempts_made=int(made), ended_at=ended_at or self.clock()
-        )
+            decision = rules.decide_next(
+                policy, outcome=outcome, attempts_made=int(made), ended_at=ended
+            )
         if isinstance(decision, rules.Retry):
             cstore.add_retry(s, done, decision.due_at)
