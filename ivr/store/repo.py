@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -100,12 +101,12 @@ def create_call(
 
 def mark_answered(session: Session, call_id: str, at: datetime | None = None) -> None:
     """The call was answered (outbound) or entered the flow (inbound); the first time counts."""
-    # Plain UPDATEs, no ORM object: these run several times per call under load.
+    # Plain Core UPDATEs, no ORM object: these run several times per call under load.
+    calls = cast(sa.Table, Call.__table__)
     done = session.execute(
-        sa.update(Call)
-        .where(Call.id == call_id, Call.answered_at.is_(None))
+        sa.update(calls)
+        .where(calls.c.id == call_id, calls.c.answered_at.is_(None))
         .values(answered_at=at or utcnow())
-        .execution_options(synchronize_session=False)
     )
     if not done.rowcount:  # type: ignore[attr-defined]
         _call(session, call_id)  # answered before (kept), or no such call (raises)
@@ -123,12 +124,8 @@ def set_progress(
     if not values:
         _call(session, call_id)
         return
-    done = session.execute(
-        sa.update(Call)
-        .where(Call.id == call_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    calls = cast(sa.Table, Call.__table__)  # Core: the ORM bulk UPDATE path costs more
+    done = session.execute(sa.update(calls).where(calls.c.id == call_id).values(**values))
     if not done.rowcount:  # type: ignore[attr-defined]
         raise CallNotFound(call_id)
 

@@ -5,9 +5,10 @@ answers, end, the attempt's outcome). One transaction per event means one commit
 and on SQLite every commit takes the single write lock: at a few hundred concurrent calls
 the worker spent most of its time waiting for that lock. Here every piece of work goes to
 one thread, which takes whatever has queued up meanwhile and runs it in ONE transaction
-(group commit), each item inside its own savepoint: an item that fails is rolled back alone
-and its caller gets the exception; the others commit together. The caller's await returns
-only after the commit, so "awaited" still means "stored".
+(group commit). If an item fails, nothing of that batch is committed and every item of it
+runs again in a transaction of its own: the failing one's caller gets the exception, the
+others are stored. Work must therefore only touch the database (it may run twice). The
+caller's await returns only after the commit, so "awaited" still means "stored".
 
 Order is kept: items run in the order they were submitted, so a call's rows are written in
 the order its events happened.
@@ -123,33 +124,29 @@ class DbWriter:
         if len(batch) == 1:
             self._run_alone(batch[0])
             return
-        results: list[tuple[_Item, bool, Any]] = []
+        results: list[tuple[_Item, Any]] = []
         try:
             with self.factory.begin() as session:
                 for item in batch:
-                    try:
-                        with session.begin_nested():
-                            value = item.work(session)
-                    except OperationalError:
-                        raise  # the database itself (busy, gone): the whole batch again
-                    except Exception as exc:  # this item only; its savepoint is rolled back
-                        results.append((item, False, exc))
-                    else:
-                        results.append((item, True, value))
+                    results.append((item, item.work(session)))
                     # Each item starts from an empty identity map, as in a session of its
                     # own: no object loaded by an earlier item is seen stale.
                     session.expunge_all()
-        except OperationalError:
-            # Busy or disconnected: nothing of the batch was committed. Run each item in a
-            # transaction of its own (each retries while the database is busy).
-            log.warning("database writer: batch of %d failed; running items one by one", len(batch))
+        except Exception as exc:
+            # Nothing of the batch was committed. Run each item in a transaction of its own:
+            # the one that failed gets its error, the others are stored (each retries while
+            # the database is busy). Failures are rare, so the common path needs no savepoints.
+            if not isinstance(exc, OperationalError):
+                log.info("database writer: an item failed (%s); running %d alone", exc, len(batch))
+            else:
+                log.warning("database writer: batch of %d failed: %s; one by one", len(batch), exc)
             for item in batch:
                 self._run_alone(item)
             return
         self.transactions += 1
         self.items += len(batch)
-        for item, ok, value in results:
-            _deliver(item, ok, value)
+        for item, value in results:
+            _deliver(item, True, value)
 
     def _run_alone(self, item: _Item) -> None:
         for attempt in range(BUSY_RETRIES + 1):
