@@ -36,6 +36,7 @@ from ivr.speech.stt.faster_whisper import FasterWhisperEngine
 SENTENCE = (
     "I would like better bus connections to the city centre and more activities for young people"
 )
+OTHER_SENTENCE = "The library should be open on Sundays as well"
 # Words tiny.en hears in this sentence (stems: "centre"/"center", "activity"/"activities").
 KEY_WORDS = ("connection", "city", "cent", "activit", "young", "people")
 
@@ -140,6 +141,113 @@ def test_segment_times_count_from_the_start_of_the_file(
     assert transcript.audio_seconds == pytest.approx(2.0 + len(pcm) / 8000, abs=0.01)
     assert transcript.segments[0].start >= 1.5  # 2 s of silence, less the trimming margin
     assert "young" in transcript.text.lower()
+
+
+@pytest.fixture(scope="session")
+def other_wav(audio_dir: Path) -> Path:
+    """A second phone-band sentence (another voice and speed)."""
+    spoken = audio_dir / "espeak-other.wav"
+    _run(_tool("espeak-ng"), "-v", "en-us", "-s", "150", "-w", str(spoken), OTHER_SENTENCE)
+    mulaw = ffmpeg(spoken, audio_dir / "other-mulaw.wav", "-ar", "8000", "-c:a", "pcm_mulaw")
+    return ffmpeg(mulaw, audio_dir / "other.wav", "-c:a", "pcm_s16le")
+
+
+def pcm(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as src:
+        assert src.getframerate() == 8000
+        return np.frombuffer(src.readframes(src.getnframes()), dtype="<i2") / 32768
+
+
+def test_a_long_pause_is_not_transcribed_and_times_stay_the_files(
+    engine: FasterWhisperEngine, phone_wav: Path, other_wav: Path, audio_dir: Path
+) -> None:
+    """Speech, 8 s of a resident thinking, more speech: the pause is cut out before the
+    model, and the second sentence's segments still carry its times in the file."""
+    first, second = pcm(phone_wav), pcm(other_wav)
+    gap = 8.0
+    second_at = 1.0 + len(first) / 8000 + gap
+    path = write_wav(
+        audio_dir / "pause.wav",
+        np.concatenate((np.zeros(8000), first, np.zeros(int(gap * 8000)), second, np.zeros(8000))),
+    )
+    transcript = engine.transcribe(path, "en")
+    assert transcript.flagged is None
+    text = transcript.text.lower()
+    assert "young" in text and "library" in text, transcript.text
+    first_end = 1.0 + len(first) / 8000
+    for segment in transcript.segments:
+        assert segment.end <= first_end + 0.5 or segment.start >= second_at - 0.5, segment
+    (library,) = [s for s in transcript.segments if "library" in s.text.lower()]
+    assert second_at - 0.5 <= library.start <= second_at + 1.0
+    assert library.end <= transcript.audio_seconds
+    young = [s for s in transcript.segments if "young" in s.text.lower()]
+    assert young and young[0].end <= first_end + 0.5
+    starts = [s.start for s in transcript.segments]
+    assert starts == sorted(starts)
+
+
+def test_speech_longer_than_one_window_is_all_transcribed(
+    engine: FasterWhisperEngine, phone_wav: Path, other_wav: Path, audio_dir: Path
+) -> None:
+    """About 45 s of answer with short pauses: more than one 30-s window of the model."""
+    first, second = pcm(phone_wav), pcm(other_wav)
+    pause = np.zeros(int(1.5 * 8000))
+    parts = [np.zeros(4000)]
+    for _ in range(4):
+        parts += [first, pause, second, pause]
+    path = write_wav(audio_dir / "long.wav", np.concatenate(parts))
+    transcript = engine.transcribe(path, "en")
+    assert transcript.audio_seconds > 40
+    assert transcript.text.lower().count("young") >= 3, transcript.text
+    assert transcript.text.lower().count("library") >= 3, transcript.text
+    last = transcript.segments[-1]
+    assert last.start > 30.0 and last.end <= transcript.audio_seconds + 0.01
+    starts = [s.start for s in transcript.segments]
+    assert starts == sorted(starts)
+
+
+def test_many_recordings_at_once_match_one_at_a_time(
+    model_dir: Path, phone_wav: Path, other_wav: Path, audio_dir: Path
+) -> None:
+    fresh = FasterWhisperEngine(SttConfig(default_model=str(model_dir), batch_size=2))
+    silent = write_wav(audio_dir / "many-silent.wav", np.zeros(4 * 8000))
+    broken = audio_dir / "many-broken.wav"
+    broken.write_bytes(random.Random(3).randbytes(2000))
+    late = write_wav(audio_dir / "many-late.wav", np.concatenate((np.zeros(24000), pcm(other_wav))))
+    paths = [phone_wav, silent, broken, late, other_wav]
+
+    results = fresh.transcribe_many(paths, "en")
+
+    assert len(results) == 5
+    assert isinstance(results[2], AudioError) and results[2].path == broken
+    assert isinstance(results[1], Transcript) and results[1].flagged == FLAG_SILENT
+    for index in (0, 3, 4):
+        batched = results[index]
+        assert isinstance(batched, Transcript)
+        alone = fresh.transcribe(paths[index], "en")
+        assert batched == alone  # the same text, segments, times and confidence
+    late_result, other_result = results[3], results[4]
+    assert isinstance(late_result, Transcript) and isinstance(other_result, Transcript)
+    # 3 s of silence before the same speech: its times are 3 s later (less the margin that
+    # the file without silence before it could not have)
+    shift = late_result.segments[0].start - other_result.segments[0].start
+    assert shift == pytest.approx(3.0, abs=0.3)
+    assert fresh.load_count == 1
+
+
+def test_many_silent_recordings_load_no_model(model_dir: Path, audio_dir: Path) -> None:
+    fresh = FasterWhisperEngine(SttConfig(default_model=str(model_dir)))
+    paths = [write_wav(audio_dir / f"quiet-{n}.wav", np.zeros((n + 1) * 8000)) for n in range(3)]
+    results = fresh.transcribe_many(paths, "en")
+    assert [r.flagged for r in results if isinstance(r, Transcript)] == [FLAG_SILENT] * 3
+    assert fresh.load_count == 0
+
+
+def test_batch_and_beam_sizes_must_be_positive(model_dir: Path) -> None:
+    with pytest.raises(ModelError, match="batch size must be 1 or more"):
+        FasterWhisperEngine(SttConfig(default_model=str(model_dir), batch_size=0))
+    with pytest.raises(ModelError, match="beam size must be 1 or more"):
+        FasterWhisperEngine(SttConfig(default_model=str(model_dir), beam_size=0))
 
 
 @pytest.mark.parametrize(("suffix", "codec"), [("mp3", "libmp3lame"), ("ogg", "libvorbis")])

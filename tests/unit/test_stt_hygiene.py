@@ -13,11 +13,13 @@ from ivr.speech.stt.faster_whisper import fetch_hint, resolve_model
 from ivr.speech.stt.hygiene import (
     Audio,
     HygieneSettings,
+    Prepared,
     load_audio,
     measure,
     prepare,
     resample,
     trim,
+    windows,
 )
 
 RATE = 8000
@@ -235,3 +237,121 @@ def test_a_model_folder_must_hold_a_model(tmp_path: Path) -> None:
         resolve_model(str(tmp_path))
     with pytest.raises(Exception, match="does not exist"):
         resolve_model(str(tmp_path / "nothing"))
+
+
+# --- windows: the speech packed for the model, times mapped back -----------------------------
+
+
+def prepared_from(tmp_path: Path, *parts: np.ndarray) -> Prepared:
+    return prepare(write_wav(tmp_path / "answer.wav", np.concatenate(parts)))
+
+
+def test_a_long_pause_is_cut_out_and_times_map_back(tmp_path: Path) -> None:
+    # 2 s silence, 2 s speech, 3 s pause, 1 s speech, 0.5 s pause, 1 s speech, 2 s silence
+    prepared = prepared_from(
+        tmp_path,
+        silence(2.0),
+        voiced(2.0),
+        silence(3.0),
+        voiced(1.0),
+        silence(0.5),
+        voiced(1.0),
+        silence(2.0),
+    )
+    (window,) = windows(prepared)
+    first, second = window.pieces  # the short pause stays inside the second piece
+    assert window.rate == 16000
+    assert first.at == 0
+    assert first.start == pytest.approx(1.75, abs=0.03)  # the speech, less the margin
+    assert first.seconds == pytest.approx(2.5, abs=0.05)
+    assert second.at == pytest.approx(first.seconds)
+    assert second.start == pytest.approx(6.75, abs=0.03)
+    assert second.seconds == pytest.approx(3.0, abs=0.05)
+    assert window.seconds == pytest.approx(first.seconds + second.seconds)
+    # window time -> file time, inside each piece and at the join
+    assert window.to_original(1.0) == pytest.approx(2.75, abs=0.03)
+    assert window.to_original(second.at) == pytest.approx(second.start)
+    assert window.to_original(second.at, end=True) == pytest.approx(first.start + first.seconds)
+    # the margins are not speech: a segment ending in the margin before the second piece's
+    # speech ended with the first piece; one starting in the first's last margin, with the
+    # second piece
+    assert first.lead == pytest.approx(0.25, abs=0.02) and first.trail == pytest.approx(0.25)
+    assert second.lead == pytest.approx(0.25) and second.trail == pytest.approx(0.25, abs=0.02)
+    just_after = second.at + 0.2
+    assert window.to_original(just_after, end=True) == pytest.approx(first.start + first.seconds)
+    assert window.to_original(just_after) == pytest.approx(second.start + 0.2)
+    assert window.to_original(second.at + 0.3, end=True) == pytest.approx(second.start + 0.3)
+    assert window.to_original(first.seconds - 0.2) == pytest.approx(second.start)
+    assert window.to_original(first.seconds - 0.2, end=True) == pytest.approx(
+        first.start + first.seconds - 0.2
+    )
+    assert window.to_original(second.at + 1.0) == pytest.approx(7.75, abs=0.03)
+    assert window.to_original(99.0) == pytest.approx(second.start + second.seconds)
+    # the samples of the second piece are the file's samples from where the piece says
+    offset = round((second.start - prepared.offset) * 16000)
+    at = round(second.at * 16000)
+    length = round(second.seconds * 16000)
+    assert np.array_equal(
+        window.samples[at : at + length], prepared.samples[offset : offset + length]
+    )
+
+
+def test_pauses_up_to_the_limit_are_kept_whole(tmp_path: Path) -> None:
+    prepared = prepared_from(tmp_path, silence(1.0), voiced(1.0), silence(0.9), voiced(1.0))
+    (window,) = windows(prepared)
+    assert len(window.pieces) == 1
+    assert window.seconds == pytest.approx(0.25 + 2.9, abs=0.05)
+    cut = windows(prepared, HygieneSettings(max_pause_ms=500))[0]
+    assert len(cut.pieces) == 2
+    assert cut.seconds == pytest.approx(1.5 + 1.25, abs=0.05)  # the file ends with speech
+
+
+def test_speech_longer_than_a_window_is_split_in_order(tmp_path: Path) -> None:
+    parts = [silence(1.0)]
+    for _ in range(8):
+        parts += [voiced(5.0), silence(1.5)]
+    prepared = prepared_from(tmp_path, *parts)
+    found = windows(prepared)
+    assert len(found) == 2
+    pieces = [piece for window in found for piece in window.pieces]
+    assert len(pieces) == 8
+    for window in found:
+        assert window.seconds <= 30.0
+        assert window.seconds == pytest.approx(sum(p.seconds for p in window.pieces))
+    for piece, later in zip(pieces, pieces[1:], strict=False):
+        assert later.start >= piece.start + piece.seconds + 0.9  # the cut pause
+    assert pieces[0].start == pytest.approx(0.75, abs=0.03)
+    assert pieces[-1].start + pieces[-1].seconds == pytest.approx(1.0 + 8 * 6.5 - 1.25, abs=0.05)
+
+
+def test_continuous_speech_is_cut_at_a_quiet_frame(tmp_path: Path) -> None:
+    prepared = prepared_from(tmp_path, silence(0.5), voiced(70.0), silence(0.5))
+    found = windows(prepared)
+    assert len(found) == 3
+    pieces = [window.pieces[0] for window in found]
+    for window in found:
+        assert window.seconds <= 30.0 and len(window.pieces) == 1
+    for piece, later in zip(pieces, pieces[1:], strict=False):
+        assert later.start == pytest.approx(piece.start + piece.seconds, abs=1e-6)  # no gap
+        assert piece.trail == 0 and later.lead == 0  # cut inside speech: no margin there
+        assert piece.seconds > 27.0  # cut within the last 3 s before the limit
+        # the cut is where the syllable rhythm (4 Hz) is quiet, not in the middle of a peak
+        phase = (piece.start + piece.seconds - 0.5) * 4 % 1.0
+        assert abs(phase - 0.75) < 0.1
+    ((speech_start, speech_end),) = prepared.speech
+    assert pieces[0].start == pytest.approx(speech_start - 0.25)
+    assert pieces[-1].start + pieces[-1].seconds == pytest.approx(speech_end + 0.25, abs=0.01)
+
+
+def test_a_flagged_recording_has_no_windows(tmp_path: Path) -> None:
+    assert windows(prepare(write_wav(tmp_path / "quiet.wav", silence(3.0)))) == []
+
+
+@pytest.mark.parametrize(("rate", "target"), [(8000, 16000), (44100, 16000), (16000, 8000)])
+@pytest.mark.parametrize("count", [1, 2, 3, 441, 8001])
+def test_resample_lengths(rate: int, target: int, count: int) -> None:
+    out = resample(np.ones(count, dtype=np.float32), rate, target)
+    assert len(out) == -(-count * target // rate)
+    if count > 2000:  # away from the edges, a constant stays constant
+        middle = out[len(out) // 4 : 3 * len(out) // 4]
+        assert np.abs(middle - 1.0).max() < 1e-3

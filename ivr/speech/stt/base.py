@@ -109,6 +109,9 @@ class SttConfig:
     google_location: str = "eu"
     google_endpoint: str = ""
     google_model: str = "long"
+    # faster-whisper: how many 30-s windows one model pass decodes together (speech of one
+    # recording, or of several with ``transcribe_many``).
+    batch_size: int = 8
 
     def model_for(self, language: str) -> str:
         """The model configured for ``language``; ModelError if there is none."""

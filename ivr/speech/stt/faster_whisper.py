@@ -1,5 +1,13 @@
 """The offline engine: faster-whisper (CTranslate2) with a model per language.
 
+A recording is screened first (hygiene: silent and too-short ones are flagged and never
+reach a model), its speech is packed into 30-s windows with the long pauses cut out (our
+energy-based voice activity, already computed by the screening), and the windows are decoded
+in batches by faster-whisper's BatchedInferencePipeline: one encoder pass per window, no
+re-decoding of a window at higher temperatures, timestamps mapped back to the original file.
+``transcribe_many`` batches the windows of several recordings together, which is where
+batching saves CPU (see bench/stt_pipeline.py).
+
 Models are never downloaded here. A model is a local CTranslate2 directory, or a name that
 must already be on this machine (``models_dir/<name>`` or the Hugging Face cache); anything
 else is a ModelError that says how to fetch it on a machine with internet.
@@ -11,25 +19,44 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from faster_whisper import WhisperModel  # type: ignore[import-untyped]
+import numpy as np
+from faster_whisper import (  # type: ignore[import-untyped]
+    BatchedInferencePipeline,
+    WhisperModel,
+)
 from huggingface_hub import try_to_load_from_cache
 
 from ivr.speech.stt.base import (
     FLAG_NO_SPEECH,
+    AudioError,
     ModelError,
     Segment,
     SttConfig,
     Transcript,
 )
-from ivr.speech.stt.hygiene import HygieneSettings, Prepared, prepare
+from ivr.speech.stt.hygiene import (
+    WHISPER_RATE,
+    HygieneSettings,
+    Prepared,
+    Window,
+    prepare,
+    windows,
+)
 
 log = logging.getLogger(__name__)
 
 ENGINE_NAME = "faster-whisper"
+
+WINDOW_SECONDS = 30.0  # what Whisper hears in one pass
+# Whisper's own rule for a window without speech: likely silent, and what was decoded is
+# improbable. Such text is dropped (it is what a model makes up from noise).
+NO_SPEECH_PROBABILITY = 0.6
+LOW_LOG_PROBABILITY = -1.0
 
 # The files of a CTranslate2 Whisper model that loading needs. (Without tokenizer.json,
 # faster-whisper would fetch a tokenizer from the Hub.)
@@ -159,6 +186,10 @@ class FasterWhisperEngine:
             raise ModelError(f"engine {config.engine!r} is not {ENGINE_NAME!r}")
         if config.threads < 0:
             raise ModelError(f"threads must be 0 (automatic) or more, not {config.threads}")
+        if config.batch_size < 1:
+            raise ModelError(f"batch size must be 1 or more, not {config.batch_size}")
+        if config.beam_size < 1:
+            raise ModelError(f"beam size must be 1 or more, not {config.beam_size}")
         self.config = config
         self.hygiene = hygiene or HygieneSettings()
         self.load_count = 0  # models actually loaded (not taken from the cache)
@@ -215,81 +246,127 @@ class FasterWhisperEngine:
         """Transcribe the recording at ``path`` as ``language`` (never auto-detected).
 
         Silent and too-short recordings are flagged without loading or running a model.
+        AudioError for a file that is not usable audio.
+        """
+        (result,) = self.transcribe_many([path], language)
+        if isinstance(result, AudioError):
+            raise result
+        return result
+
+    def transcribe_many(
+        self, paths: Sequence[Path], language: str
+    ) -> list[Transcript | AudioError]:
+        """Transcribe several recordings of one language, their windows decoded together.
+
+        One result per path, in order: its Transcript, or the AudioError that says why the
+        file is not usable (the others are transcribed all the same). ModelError when the
+        language has no usable model (and a recording needs one).
         """
         language = language.strip().lower()
         if not language:
             raise ModelError("a language is required (fi, sv or en); it is never guessed")
         spec = self.config.model_for(language)
-        prepared = prepare(Path(path), self.hygiene)
-        if prepared.flagged is not None:
-            return self._flagged(prepared, language, spec, prepared.flagged)
-        loaded = self.model_for(language)
-        return self._run(loaded, prepared, language)
+        prepared: list[Prepared | AudioError] = []
+        for path in paths:
+            try:
+                prepared.append(prepare(Path(path), self.hygiene))
+            except AudioError as exc:
+                prepared.append(exc)
+        speech = [
+            (index, item)
+            for index, item in enumerate(prepared)
+            if isinstance(item, Prepared) and item.flagged is None
+        ]
+        heard: dict[int, list[Segment]] = {}
+        if speech:
+            loaded = self.model_for(language)
+            work = [
+                (index, window)
+                for index, item in speech
+                for window in windows(item, self.hygiene, WINDOW_SECONDS)
+            ]
+            size = self.config.batch_size
+            for first in range(0, len(work), size):
+                for index, segment in self._decode(loaded, work[first : first + size], language):
+                    heard.setdefault(index, []).append(segment)
+        results: list[Transcript | AudioError] = []
+        for index, item in enumerate(prepared):
+            if isinstance(item, AudioError):
+                results.append(item)
+            elif item.flagged is not None:
+                results.append(self._transcript(item, language, spec, [], item.flagged))
+            else:
+                found = heard.get(index, [])
+                flag = None if found else FLAG_NO_SPEECH
+                results.append(self._transcript(item, language, spec, found, flag))
+        return results
 
-    def _flagged(self, prepared: Prepared, language: str, spec: str, flag: str) -> Transcript:
-        return Transcript(
-            text="",
-            language=language,
-            engine=self.name,
-            model=spec,
-            confidence=None,
-            segments=[],
-            audio_seconds=round(prepared.measure.audio_seconds, 3),
-            speech_seconds=round(prepared.measure.speech_seconds, 3),
-            flagged=flag,
-        )
-
-    def _run(self, loaded: LoadedModel, prepared: Prepared, language: str) -> Transcript:
-        pieces, _info = loaded.model.transcribe(
-            prepared.samples,
+    def _decode(
+        self, loaded: LoadedModel, batch: Sequence[tuple[int, Window]], language: str
+    ) -> list[tuple[int, Segment]]:
+        """One batched pass over ``batch`` (recording index, window): the segments heard,
+        each with its recording's index and times in the original file."""
+        # The windows one after another, each as its own clip, starting a whole second (the
+        # pipeline's seconds-to-samples conversion is exact) and more than a window (the
+        # latest time a model can give) after the one before: a segment's start says whose
+        # it is.
+        spacing = math.ceil(WINDOW_SECONDS) + 1
+        starts = [slot * spacing for slot in range(len(batch))]
+        audio = np.zeros(len(batch) * spacing * WHISPER_RATE, dtype=np.float32)
+        clips = []
+        for second, (_, window) in zip(starts, batch, strict=True):
+            first = second * WHISPER_RATE
+            audio[first : first + len(window.samples)] = window.samples
+            clips.append({"start": float(second), "end": second + window.seconds})
+        pipeline = BatchedInferencePipeline(loaded.model)
+        pieces, _info = pipeline.transcribe(
+            audio,
             language=language,
             task="transcribe",
             beam_size=self.config.beam_size,
-            # Each answer stands alone: conditioning on earlier text feeds hallucination loops.
-            condition_on_previous_text=False,
-            # Silero VAD (bundled with faster-whisper) skips long pauses inside an answer.
-            vad_filter=True,
-            vad_parameters={"min_silence_duration_ms": 700, "speech_pad_ms": 300},
+            batch_size=len(batch),
+            without_timestamps=False,  # segments with times inside each window
+            vad_filter=False,  # the windows hold speech already
+            clip_timestamps=clips,
         )
-        segments: list[Segment] = []
+        found: list[tuple[int, Segment]] = []
         for piece in pieces:  # a generator: decoding happens here
             text = piece.text.strip()
-            if not text:
+            if not text or (
+                piece.no_speech_prob > NO_SPEECH_PROBABILITY
+                and piece.avg_logprob < LOW_LOG_PROBABILITY
+            ):
                 continue
-            segments.append(
-                Segment(
-                    start=round(piece.start + prepared.offset, 3),
-                    end=round(piece.end + prepared.offset, 3),
-                    text=text,
-                    confidence=round(_confidence(piece.avg_logprob), 4),
-                )
-            )
-        audio_seconds = round(prepared.measure.audio_seconds, 3)
-        speech_seconds = round(prepared.measure.speech_seconds, 3)
-        if not segments:
-            return Transcript(
-                text="",
-                language=language,
-                engine=self.name,
-                model=loaded.spec,
-                confidence=None,
-                segments=[],
-                audio_seconds=audio_seconds,
-                speech_seconds=speech_seconds,
-                flagged=FLAG_NO_SPEECH,
-            )
-        weights = [max(s.end - s.start, 0.01) for s in segments]
-        confidence = sum(
-            w * (s.confidence or 0.0) for w, s in zip(weights, segments, strict=True)
-        ) / sum(weights)
+            slot = min(len(batch) - 1, int(piece.start // spacing))
+            index, window = batch[slot]
+            start = window.to_original(piece.start - starts[slot])
+            end = max(start, window.to_original(piece.end - starts[slot], end=True))
+            confidence = round(_confidence(piece.avg_logprob), 4)
+            found.append((index, Segment(round(start, 3), round(end, 3), text, confidence)))
+        return found
+
+    def _transcript(
+        self,
+        prepared: Prepared,
+        language: str,
+        spec: str,
+        segments: list[Segment],
+        flagged: str | None,
+    ) -> Transcript:
+        confidence = None
+        if segments:
+            weights = [max(s.end - s.start, 0.01) for s in segments]
+            confidence = sum(
+                w * (s.confidence or 0.0) for w, s in zip(weights, segments, strict=True)
+            ) / sum(weights)
         return Transcript(
             text=" ".join(s.text for s in segments),
             language=language,
             engine=self.name,
-            model=loaded.spec,
-            confidence=round(confidence, 4),
+            model=spec,
+            confidence=None if confidence is None else round(confidence, 4),
             segments=segments,
-            audio_seconds=audio_seconds,
-            speech_seconds=speech_seconds,
-            flagged=None,
+            audio_seconds=round(prepared.measure.audio_seconds, 3),
+            speech_seconds=round(prepared.measure.speech_seconds, 3),
+            flagged=flagged,
         )

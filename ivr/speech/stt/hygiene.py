@@ -5,13 +5,16 @@ that is silent, or has less speech than a minimum, is flagged here so that no mo
 for it. The voice-activity measure is energy-based: 20 ms frames whose level is well above
 the recording's own noise floor (and above an absolute floor) count as speech.
 Leading and trailing non-speech is trimmed (with a margin) and the result is resampled to
-16 kHz mono float32, which is what Whisper expects.
+16 kHz mono float32, which is what Whisper expects. ``windows`` then packs the speech into
+model windows (30 s for Whisper): pauses longer than ``max_pause_ms`` are cut out, and each
+window keeps the map from its own time back to the original file's.
 """
 
 from __future__ import annotations
 
 import math
 import shutil
+from bisect import bisect_right
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -55,6 +58,7 @@ class HygieneSettings:
     bridge_gap_ms: int = 200  # shorter pauses inside speech count as speech
     min_speech_seconds: float = 0.5  # less speech than this: too short to transcribe
     trim_margin_ms: int = 250  # kept around the speech when trimming
+    max_pause_ms: int = 1000  # longer pauses are cut out of the model's windows (keeping margins)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,57 @@ class Prepared:
     flagged: str | None
     samples: Samples  # empty when flagged
     offset: float  # seconds cut from the start (to map model times back to the file)
+    rate: int = WHISPER_RATE  # of ``samples``
+    # The stretches of speech (seconds from the start of the file; pauses up to
+    # ``bridge_gap_ms`` included) that the screening found; empty when flagged.
+    speech: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of a window: ``seconds`` long, at ``at`` in the window, from ``start`` in
+    the original file; its first ``lead`` and last ``trail`` seconds are the margin of
+    non-speech kept around the speech (0 where the piece was cut inside speech)."""
+
+    at: float
+    start: float
+    seconds: float
+    lead: float = 0.0
+    trail: float = 0.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """Audio for one model pass: the speech of a recording with its long pauses cut out.
+
+    ``pieces`` (in order) map times in the window back to the original file.
+    """
+
+    samples: Samples
+    rate: int
+    pieces: tuple[Piece, ...]
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.rate
+
+    def to_original(self, t: float, *, end: bool = False) -> float:
+        """Window time ``t`` as seconds from the start of the original file.
+
+        A model's times are rough at the joins, where a cut pause was: a segment that ends
+        in the margin at the start of a piece ended with the piece before (``end``), and
+        one that starts in the margin at the end of a piece starts with the next one. Times
+        outside the window are clamped to it.
+        """
+        index = max(0, bisect_right([piece.at for piece in self.pieces], t) - 1)
+        piece = self.pieces[index]
+        into = t - piece.at
+        if end and index > 0 and into <= piece.lead:
+            before = self.pieces[index - 1]
+            return before.start + before.seconds
+        if not end and index + 1 < len(self.pieces) and into >= piece.seconds - piece.trail:
+            return self.pieces[index + 1].start
+        return piece.start + min(max(into, 0.0), piece.seconds)
 
 
 def _dbfs(value: float) -> float:
@@ -181,7 +236,11 @@ def speech_frames(
 
 def measure(audio: Audio, settings: HygieneSettings | None = None) -> Measure:
     """Length, speech, levels and where the speech starts and ends."""
-    settings = settings or HygieneSettings()
+    return _analyse(audio, settings or HygieneSettings())[0]
+
+
+def _analyse(audio: Audio, settings: HygieneSettings) -> tuple[Measure, list[tuple[float, float]]]:
+    """The measure of ``audio`` and its stretches of speech (seconds)."""
     samples = audio.samples
     peak = float(np.abs(samples).max()) if len(samples) else 0.0
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
@@ -191,7 +250,7 @@ def measure(audio: Audio, settings: HygieneSettings | None = None) -> Measure:
     hits = np.flatnonzero(mask)
     start = float(hits[0]) * frame_s if len(hits) else 0.0
     end = min(audio.seconds, float(hits[-1] + 1) * frame_s) if len(hits) else 0.0
-    return Measure(
+    found = Measure(
         audio_seconds=audio.seconds,
         speech_seconds=min(audio.seconds, float(len(hits)) * frame_s),
         peak_dbfs=_dbfs(peak),
@@ -199,6 +258,8 @@ def measure(audio: Audio, settings: HygieneSettings | None = None) -> Measure:
         speech_start=start,
         speech_end=end,
     )
+    runs = [(a * frame_s, min(audio.seconds, b * frame_s)) for a, b in _runs(mask)]
+    return found, runs
 
 
 def trim(audio: Audio, found: Measure, settings: HygieneSettings | None = None) -> Audio:
@@ -222,7 +283,10 @@ def resample(samples: Samples, rate: int, target: int, zero_crossings: int = 16)
     """Band-limited resampling by the rational factor ``target / rate`` (polyphase FIR).
 
     Conceptually: insert ``up - 1`` zeros between samples, low-pass below both Nyquist
-    rates, keep every ``down``-th sample. Only the output samples are computed.
+    rates, keep every ``down``-th sample. Only the output samples are computed: output
+    ``n`` is a dot product of the input around ``n * down // up`` with the filter's phase
+    ``n * down % up``. Outputs ``up`` apart share a phase and are ``down`` input samples
+    apart, so each phase is one matrix product over a strided view of the input.
     """
     if rate <= 0 or target <= 0:
         raise ValueError(f"sample rates must be positive, not {rate} -> {target}")
@@ -233,18 +297,28 @@ def resample(samples: Samples, rate: int, target: int, zero_crossings: int = 16)
     wider = max(up, down)
     half = zero_crossings * wider  # the filter's half length at the upsampled rate
     kernel = _kaiser_lowpass(0.5 / wider, half) * up  # gain `up` restores the level
-    # y[n] = sum_j x[k0 - j] * h(p + j * up), with k0 = n * down // up and p = its remainder
+    # y[n] = sum_j x[k0 - j] * h(p + j * up + half), with k0 = n * down // up, p = its rest
     reach = half // up + 1
+    width = 2 * reach + 1
     out_len = -(-len(samples) * up // down)
-    n = np.arange(out_len, dtype=np.int64)
-    base, phase = np.divmod(n * down, up)
-    source = np.concatenate((np.zeros(reach), samples.astype(np.float64), np.zeros(reach + 1)))
+    # source[k0 + i] = x[k0 + reach - i]... read the other way: window i is j = reach - i
+    source = np.concatenate(
+        (np.zeros(reach), samples.astype(np.float64), np.zeros(reach + down * up + 1))
+    )
+    views = np.lib.stride_tricks.sliding_window_view(source, width)
+    taps = np.arange(width)
     result = np.zeros(out_len, dtype=np.float64)
-    for j in range(-reach, reach + 1):
-        tap = phase + j * up + half  # the kernel index of this input sample
-        valid = (tap >= 0) & (tap < len(kernel))
-        weights = np.where(valid, kernel[np.clip(tap, 0, len(kernel) - 1)], 0.0)
-        result += source[base - j + reach] * weights
+    block = 1 << 15  # outputs per product: bounds the memory of the copied windows
+    for first in range(min(up, out_len)):
+        base, phase = divmod(first * down, up)
+        index = phase + (reach - taps) * up + half
+        valid = (index >= 0) & (index < len(kernel))
+        weights = np.where(valid, kernel[np.clip(index, 0, len(kernel) - 1)], 0.0)
+        count = len(range(first, out_len, up))
+        for start in range(0, count, block):
+            stop = min(count, start + block)
+            rows = views[base + start * down : base + stop * down : down]
+            result[first + start * up : first + stop * up : up] = rows @ weights
     return result.astype(np.float32)
 
 
@@ -254,11 +328,102 @@ def prepare(
     """Load, measure and screen ``path``; unless flagged, trim it and resample to ``rate``."""
     settings = settings or HygieneSettings()
     audio = load_audio(path)
-    found = measure(audio, settings)
+    found, speech = _analyse(audio, settings)
     flagged = found.flag(settings)
     if flagged is not None:
-        return Prepared(found, flagged, np.zeros(0, dtype=np.float32), 0.0)
+        return Prepared(found, flagged, np.zeros(0, dtype=np.float32), 0.0, rate)
     trimmed = trim(audio, found, settings)
     offset = max(0.0, found.speech_start - settings.trim_margin_ms / 1000.0)
     offset = int(offset * audio.rate) / audio.rate
-    return Prepared(found, None, resample(trimmed.samples, audio.rate, rate), offset)
+    samples = resample(trimmed.samples, audio.rate, rate)
+    return Prepared(found, None, samples, offset, rate, tuple(speech))
+
+
+# A stretch of prepared samples: first, last (exclusive), and its margins (samples).
+Stretch = tuple[int, int, int, int]
+
+
+def _stretches(prepared: Prepared, settings: HygieneSettings) -> list[Stretch]:
+    """The parts of ``prepared.samples`` to keep: the speech with a margin each side,
+    pauses up to ``max_pause_ms`` kept whole."""
+    rate, total = prepared.rate, len(prepared.samples)
+    margin = settings.trim_margin_ms / 1000.0
+    pause = settings.max_pause_ms / 1000.0
+    merged: list[list[float]] = []
+    for start, end in prepared.speech:
+        if merged and start - merged[-1][1] <= max(pause, 2 * margin):
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    found: list[Stretch] = []
+    for start, end in merged:
+        speech_first = int(round((start - prepared.offset) * rate))
+        speech_last = int(round((end - prepared.offset) * rate))
+        first = max(0, speech_first - int(round(margin * rate)))
+        last = min(total, speech_last + int(round(margin * rate)))
+        if last > first:
+            found.append((first, last, max(0, speech_first - first), max(0, last - speech_last)))
+    return found or ([(0, total, 0, 0)] if total else [])
+
+
+def _split(
+    samples: Samples, stretch: Stretch, limit: int, rate: int, frame_ms: int
+) -> list[Stretch]:
+    """``stretch`` in parts of at most ``limit`` samples, each cut at the quietest frame
+    of the last 3 seconds before the limit (the parts have no margin at a cut)."""
+    first, last, lead, trail = stretch
+    parts: list[Stretch] = []
+    frame = max(1, rate * frame_ms // 1000)
+    while last - first > limit:
+        look = min(limit - frame, 3 * rate)
+        zone = samples[first + limit - look : first + limit]
+        levels = frame_levels(zone, rate, frame_ms)[: len(zone) // frame]
+        cut = first + limit - look + (int(np.argmin(levels)) * frame + frame // 2)
+        cut = min(max(cut, first + frame), first + limit)
+        parts.append((first, cut, lead, 0))
+        first, lead = cut, 0
+    parts.append((first, last, lead, trail))
+    return parts
+
+
+def windows(
+    prepared: Prepared, settings: HygieneSettings | None = None, max_seconds: float = 30.0
+) -> list[Window]:
+    """The speech of ``prepared`` packed into windows of at most ``max_seconds``.
+
+    Pauses longer than ``max_pause_ms`` are cut out (``trim_margin_ms`` of each is kept on
+    either side of the speech), stretches are packed in order, and a stretch longer than a
+    window is cut at a quiet frame. Empty for a flagged recording.
+    """
+    settings = settings or HygieneSettings()
+    if prepared.flagged is not None or len(prepared.samples) == 0:
+        return []
+    rate = prepared.rate
+    limit = max(1, int(max_seconds * rate))
+    ranges: list[Stretch] = []
+    for stretch in _stretches(prepared, settings):
+        ranges += _split(prepared.samples, stretch, limit, rate, settings.frame_ms)
+    found: list[Window] = []
+    group: list[Stretch] = []
+
+    def close() -> None:
+        pieces: list[Piece] = []
+        at = 0
+        for first, last, lead, trail in group:
+            start = prepared.offset + first / rate
+            pieces.append(Piece(at / rate, start, (last - first) / rate, lead / rate, trail / rate))
+            at += last - first
+        samples = np.concatenate([prepared.samples[a:b] for a, b, _, _ in group])
+        found.append(Window(samples.astype(np.float32, copy=False), rate, tuple(pieces)))
+
+    used = 0
+    for stretch in ranges:
+        length = stretch[1] - stretch[0]
+        if group and used + length > limit:
+            close()
+            group, used = [], 0
+        group.append(stretch)
+        used += length
+    if group:
+        close()
+    return found
