@@ -539,6 +539,27 @@ def mark_originated(
     return attempt
 
 
+def mark_originated_many(
+    s: Session, channels: dict[str, str], *, started_at: datetime | None = None
+) -> None:
+    """``mark_originated`` for several claimed attempts (attempt id -> channel id) at once."""
+    attempts = _table("attempts")
+    at = started_at or utcnow()
+    for attempt_id, channel_id in channels.items():
+        done = s.execute(
+            sa.update(attempts)
+            .where(
+                attempts.c.id == attempt_id,
+                attempts.c.state == AttemptState.DIALING.value,
+            )
+            .values(channel_id=channel_id, started_at=at)
+        )
+        if not done.rowcount:  # type: ignore[attr-defined]
+            raise AttemptStateError(
+                f"{_describe(_attempt(s, attempt_id))}; only a dialing attempt is originated"
+            )
+
+
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     if start is None or end is None:
         return None

@@ -332,6 +332,17 @@ def add_opt_out(
     return session.scalar(stmt) is not None
 
 
+def opted_out_among(session: Session, phone_numbers: list[str]) -> set[str]:
+    """The numbers of ``phone_numbers`` on the do-not-call list."""
+    if not phone_numbers:
+        return set()
+    return set(
+        session.scalars(
+            sa.select(OptOut.phone_number).where(OptOut.phone_number.in_(phone_numbers))
+        )
+    )
+
+
 def is_opted_out(session: Session, phone_number: str) -> bool:
     return (
         session.scalar(sa.select(OptOut.id).where(OptOut.phone_number == phone_number)) is not None
