@@ -119,9 +119,11 @@ def test_worker_killed_mid_campaign(node: tuple[App, dict[str, str]], tmp_path: 
     admin, phones = _campaign(app, tmp_path, "kill")
     log = tmp_path / "worker.log"
     worker = Worker(env, log)
-    admin.start("kill")
-    _until(lambda: _in_flight(admin) >= 5, 30, "calls in flight")
-    worker.kill()  # SIGKILL, calls in flight
+    try:
+        admin.start("kill")
+        _until(lambda: _in_flight(admin) >= 5, 30, "calls in flight")
+    finally:
+        worker.kill()  # SIGKILL, calls in flight (and no worker is left behind on a failure)
     time.sleep(1)
     worker = Worker(env, log)
     try:
