@@ -127,10 +127,7 @@ class PromptStore:
     def _recorded(self, relative: str, language: str, flow_dir: Path, where: str) -> PromptAudio:
         file = Path(flow_dir) / relative
         try:
-            digest = hashlib.sha256(self._conversion())
-            with file.open("rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 16), b""):
-                    digest.update(chunk)
+            key = _digest(self._conversion(), file)
         except FileNotFoundError:
             raise PromptError(
                 f"{where}: the {language} recording {relative} is missing (looked for {file})"
@@ -139,7 +136,6 @@ class PromptStore:
             raise PromptError(
                 f"{where}: cannot read the {language} recording {relative}: {exc.strerror}"
             ) from None
-        key = digest.hexdigest()
 
         def convert(target: Path) -> None:
             try:
@@ -163,10 +159,7 @@ class PromptStore:
             )
         file = self.uploads_dir / f"{name}.wav"
         try:
-            digest = hashlib.sha256(b"upload\0")
-            with file.open("rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 16), b""):
-                    digest.update(chunk)
+            key = _digest(b"upload\0", file)
         except FileNotFoundError:
             raise PromptError(
                 f"{where}: the {language} upload {name!r} is missing (looked for {file}): "
@@ -176,7 +169,6 @@ class PromptStore:
             raise PromptError(
                 f"{where}: cannot read the {language} upload {name!r}: {exc.strerror}"
             ) from None
-        key = digest.hexdigest()
         return PromptAudio(
             self._render(key, lambda target: shutil.copyfile(file, target)), "recorded", key
         )
@@ -242,3 +234,13 @@ class PromptStore:
         finally:
             temporary.unlink(missing_ok=True)
         return target
+
+
+def _digest(prefix: bytes, file: Path) -> str:
+    """The cache key of a prompt made from ``file``: its bytes after ``prefix`` (OSError if
+    the file cannot be read)."""
+    digest = hashlib.sha256(prefix)
+    with file.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
