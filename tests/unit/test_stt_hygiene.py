@@ -355,3 +355,36 @@ def test_resample_lengths(rate: int, target: int, count: int) -> None:
     if count > 2000:  # away from the edges, a constant stays constant
         middle = out[len(out) // 4 : 3 * len(out) // 4]
         assert np.abs(middle - 1.0).max() < 1e-3
+
+
+def test_the_rest_of_a_window_keeps_its_map_and_speech(tmp_path: Path) -> None:
+    prepared = prepared_from(
+        tmp_path, silence(1.0), voiced(2.0), silence(3.0), voiced(2.0), silence(1.0)
+    )
+    (window,) = windows(prepared)
+    first, second = window.pieces
+    ((a0, a1), (b0, b1)) = window.speech
+    assert (a0, a1) == pytest.approx((0.25, 2.25), abs=0.03)
+    assert (b0, b1) == pytest.approx((second.at + 0.25, second.at + 2.25), abs=0.03)
+    assert window.speech_after(0.0) == pytest.approx(4.0, abs=0.06)
+    assert window.speech_after(1.25) == pytest.approx(3.0, abs=0.06)
+    assert window.speech_after(b1) == 0
+
+    rest = window.after(1.25)  # a model stopped in the middle of the first speech
+    assert rest is not None
+    assert rest.seconds == pytest.approx(window.seconds - 1.25)
+    assert np.array_equal(rest.samples, window.samples[20000:])
+    head, tail = rest.pieces
+    assert head.at == 0 and head.start == pytest.approx(first.start + 1.25)
+    assert head.seconds == pytest.approx(first.seconds - 1.25)
+    assert head.lead == 0 and head.trail == pytest.approx(first.trail)
+    assert tail.at == pytest.approx(second.at - 1.25) and tail.start == second.start
+    assert rest.speech_after(0.0) == pytest.approx(window.speech_after(1.25))
+    # the same instant of the file, through either window
+    assert rest.to_original(2.0) == pytest.approx(window.to_original(3.25))
+    assert rest.to_original(tail.at + 0.5) == pytest.approx(second.start + 0.5)
+
+    later = window.after(second.at + 0.1)
+    assert later is not None and len(later.pieces) == 1
+    assert later.pieces[0].lead == pytest.approx(second.lead - 0.1)
+    assert window.after(window.seconds) is None

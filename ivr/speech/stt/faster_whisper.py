@@ -4,7 +4,8 @@ A recording is screened first (hygiene: silent and too-short ones are flagged an
 reach a model), its speech is packed into 30-s windows with the long pauses cut out (our
 energy-based voice activity, already computed by the screening), and the windows are decoded
 in batches by faster-whisper's BatchedInferencePipeline: one encoder pass per window, no
-re-decoding of a window at higher temperatures, timestamps mapped back to the original file.
+re-decoding at higher temperatures, timestamps mapped back to the original file; where the
+model stopped before the end of a window's speech, the rest gets a pass of its own.
 ``transcribe_many`` batches the windows of several recordings together, which is where
 batching saves CPU (see bench/stt_pipeline.py).
 
@@ -19,6 +20,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +59,11 @@ WINDOW_SECONDS = 30.0  # what Whisper hears in one pass
 # improbable. Such text is dropped (it is what a model makes up from noise).
 NO_SPEECH_PROBABILITY = 0.6
 LOW_LOG_PROBABILITY = -1.0
+# A window is decoded once; when the model stops before the end of the speech in it (it
+# does, now and then, mostly on the last sentence), the rest is decoded again on its own,
+# like Whisper's own sequential decoding does (at most this many more times per window).
+MORE_PASSES = 2
+LEFT_SPEECH_SECONDS = 1.0  # ...when at least this much speech is left
 
 # The files of a CTranslate2 Whisper model that loading needs. (Without tokenizer.json,
 # faster-whisper would fetch a tokenizer from the Hub.)
@@ -280,15 +287,27 @@ class FasterWhisperEngine:
         heard: dict[int, list[Segment]] = {}
         if speech:
             loaded = self.model_for(language)
-            work = [
-                (index, window)
+            work = deque(
+                (index, window, 0)
                 for index, item in speech
                 for window in windows(item, self.hygiene, WINDOW_SECONDS)
-            ]
-            size = self.config.batch_size
-            for first in range(0, len(work), size):
-                for index, segment in self._decode(loaded, work[first : first + size], language):
-                    heard.setdefault(index, []).append(segment)
+            )
+            while work:
+                batch = [work.popleft() for _ in range(min(self.config.batch_size, len(work)))]
+                decoded = self._decode(loaded, [(i, w) for i, w, _ in batch], language)
+                for (index, window, passes), (segments, reached) in zip(
+                    batch, decoded, strict=True
+                ):
+                    heard.setdefault(index, []).extend(segments)
+                    left = window.speech_after(reached)
+                    if (
+                        segments
+                        and passes < MORE_PASSES
+                        and left >= self.hygiene.min_speech_seconds
+                    ):
+                        rest = window.after(reached)
+                        if rest is not None:
+                            work.append((index, rest, passes + 1))
         results: list[Transcript | AudioError] = []
         for index, item in enumerate(prepared):
             if isinstance(item, AudioError):
@@ -296,16 +315,17 @@ class FasterWhisperEngine:
             elif item.flagged is not None:
                 results.append(self._transcript(item, language, spec, [], item.flagged))
             else:
-                found = heard.get(index, [])
+                found = sorted(heard.get(index, []), key=lambda s: (s.start, s.end))
                 flag = None if found else FLAG_NO_SPEECH
                 results.append(self._transcript(item, language, spec, found, flag))
         return results
 
     def _decode(
         self, loaded: LoadedModel, batch: Sequence[tuple[int, Window]], language: str
-    ) -> list[tuple[int, Segment]]:
-        """One batched pass over ``batch`` (recording index, window): the segments heard,
-        each with its recording's index and times in the original file."""
+    ) -> list[tuple[list[Segment], float]]:
+        """One batched pass over ``batch`` (recording index, window): for each window, the
+        segments heard (times in the original file) and how far into the window the model's
+        last segment reached (window seconds; 0 when it heard nothing)."""
         # The windows one after another, each as its own clip, starting a whole second (the
         # pipeline's seconds-to-samples conversion is exact) and more than a window (the
         # latest time a model can give) after the one before: a segment's start says whose
@@ -329,7 +349,7 @@ class FasterWhisperEngine:
             vad_filter=False,  # the windows hold speech already
             clip_timestamps=clips,
         )
-        found: list[tuple[int, Segment]] = []
+        found: list[tuple[list[Segment], float]] = [([], 0.0) for _ in batch]
         for piece in pieces:  # a generator: decoding happens here
             text = piece.text.strip()
             if not text or (
@@ -338,11 +358,14 @@ class FasterWhisperEngine:
             ):
                 continue
             slot = min(len(batch) - 1, int(piece.start // spacing))
-            index, window = batch[slot]
+            window = batch[slot][1]
             start = window.to_original(piece.start - starts[slot])
             end = max(start, window.to_original(piece.end - starts[slot], end=True))
             confidence = round(_confidence(piece.avg_logprob), 4)
-            found.append((index, Segment(round(start, 3), round(end, 3), text, confidence)))
+            segments, reached = found[slot]
+            segments.append(Segment(round(start, 3), round(end, 3), text, confidence))
+            reached = max(reached, min(window.seconds, piece.end - starts[slot]))
+            found[slot] = (segments, reached)
         return found
 
     def _transcript(

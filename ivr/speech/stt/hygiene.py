@@ -112,16 +112,46 @@ class Piece:
 class Window:
     """Audio for one model pass: the speech of a recording with its long pauses cut out.
 
-    ``pieces`` (in order) map times in the window back to the original file.
+    ``pieces`` (in order) map times in the window back to the original file; ``speech`` is
+    where in the window the screening found speech (window seconds, in order).
     """
 
     samples: Samples
     rate: int
     pieces: tuple[Piece, ...]
+    speech: tuple[tuple[float, float], ...] = ()
 
     @property
     def seconds(self) -> float:
         return len(self.samples) / self.rate
+
+    def speech_after(self, t: float) -> float:
+        """Seconds of speech in the window after window time ``t``."""
+        return sum(max(0.0, end - max(start, t)) for start, end in self.speech)
+
+    def after(self, t: float) -> Window | None:
+        """The rest of the window from window time ``t`` (None if nothing is left), with its
+        pieces and speech: for a second pass over what a model left out."""
+        first = max(0, int(round(t * self.rate)))
+        if first >= len(self.samples):
+            return None
+        t = first / self.rate
+        pieces = []
+        for piece in self.pieces:
+            if piece.at + piece.seconds <= t:
+                continue
+            skipped = max(0.0, t - piece.at)  # cut off the front of this piece
+            pieces.append(
+                Piece(
+                    at=max(0.0, piece.at - t),
+                    start=piece.start + skipped,
+                    seconds=piece.seconds - skipped,
+                    lead=max(0.0, piece.lead - skipped),
+                    trail=min(piece.trail, piece.seconds - skipped),
+                )
+            )
+        speech = tuple((max(0.0, a - t), b - t) for a, b in self.speech if b > t)
+        return Window(self.samples[first:], self.rate, tuple(pieces), speech)
 
     def to_original(self, t: float, *, end: bool = False) -> float:
         """Window time ``t`` as seconds from the start of the original file.
@@ -408,13 +438,20 @@ def windows(
 
     def close() -> None:
         pieces: list[Piece] = []
+        speech: list[tuple[float, float]] = []
         at = 0
         for first, last, lead, trail in group:
-            start = prepared.offset + first / rate
-            pieces.append(Piece(at / rate, start, (last - first) / rate, lead / rate, trail / rate))
+            start, seconds = prepared.offset + first / rate, (last - first) / rate
+            pieces.append(Piece(at / rate, start, seconds, lead / rate, trail / rate))
+            for a, b in prepared.speech:
+                a, b = max(a, start), min(b, start + seconds)
+                if b > a:
+                    speech.append((at / rate + a - start, at / rate + b - start))
             at += last - first
         samples = np.concatenate([prepared.samples[a:b] for a, b, _, _ in group])
-        found.append(Window(samples.astype(np.float32, copy=False), rate, tuple(pieces)))
+        found.append(
+            Window(samples.astype(np.float32, copy=False), rate, tuple(pieces), tuple(speech))
+        )
 
     used = 0
     for stretch in ranges:
