@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import wave
@@ -47,6 +46,7 @@ from ivr.store.db import make_session_factory
 from ivr.store.migrate import upgrade
 from ivr.store.models import Direction, TranscriptRow
 from tests.support.fake_speech import FakeSpeech, Status, fake_speech_server, response, result, word
+from tests.support.tools import run_tool, tool
 
 Floats = npt.NDArray[np.float64]
 
@@ -63,28 +63,17 @@ PAUSE_SECONDS = 0.9
 PHONE_RATE = 8000
 
 
-def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is not installed (apt-get install {name})", pytrace=False)
-    return found
-
-
-def _run(*argv: str) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.fail(f"{' '.join(argv)} failed: {proc.stderr.strip()}", pytrace=False)
-
-
 def phone_speech(folder: Path, name: str, voice: str, text: str) -> Floats:
     """``text`` spoken by espeak-ng through 8 kHz µ-law, as float samples at 8 kHz."""
     spoken = folder / f"{name}-espeak.wav"
-    _run(_tool("espeak-ng"), "-v", voice, "-s", "150", "-w", str(spoken), text)
+    run_tool(tool("espeak-ng"), "-v", voice, "-s", "150", "-w", str(spoken), text)
     mulaw = folder / f"{name}-mulaw.wav"
     pcm = folder / f"{name}-pcm.wav"
-    ffmpeg = (_tool("ffmpeg"), "-loglevel", "error", "-y", "-i")
-    _run(*ffmpeg, str(spoken), "-ar", str(PHONE_RATE), "-ac", "1", "-c:a", "pcm_mulaw", str(mulaw))
-    _run(*ffmpeg, str(mulaw), "-c:a", "pcm_s16le", str(pcm))
+    ffmpeg = (tool("ffmpeg"), "-loglevel", "error", "-y", "-i")
+    run_tool(
+        *ffmpeg, str(spoken), "-ar", str(PHONE_RATE), "-ac", "1", "-c:a", "pcm_mulaw", str(mulaw)
+    )
+    run_tool(*ffmpeg, str(mulaw), "-c:a", "pcm_s16le", str(pcm))
     return read_wav(pcm)
 
 

@@ -35,6 +35,7 @@ from ivr.speech.stt import (
 from ivr.speech.stt.base import Segment
 from ivr.speech.stt.faster_whisper import FasterWhisperEngine
 from ivr.speech.stt.hygiene import Window
+from tests.support.tools import run_tool, tool
 
 SENTENCE = (
     "I would like better bus connections to the city centre and more activities for young people"
@@ -44,21 +45,8 @@ OTHER_SENTENCE = "The library should be open on Sundays as well"
 KEY_WORDS = ("connection", "city", "cent", "activit", "young", "people")
 
 
-def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is not installed (apt-get install {name})", pytrace=False)
-    return found
-
-
-def _run(*argv: str) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.fail(f"{' '.join(argv)} failed: {proc.stderr.strip()}", pytrace=False)
-
-
 def ffmpeg(source: Path, target: Path, *options: str) -> Path:
-    _run(_tool("ffmpeg"), "-loglevel", "error", "-y", "-i", str(source), *options, str(target))
+    run_tool(tool("ffmpeg"), "-loglevel", "error", "-y", "-i", str(source), *options, str(target))
     return target
 
 
@@ -93,7 +81,7 @@ def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def phone_wav(audio_dir: Path) -> Path:
     """The sentence as it arrives from a phone call: 8 kHz, through µ-law, as 16-bit WAV."""
     spoken = audio_dir / "espeak.wav"
-    _run(_tool("espeak-ng"), "-v", "en-gb", "-s", "140", "-w", str(spoken), SENTENCE)
+    run_tool(tool("espeak-ng"), "-v", "en-gb", "-s", "140", "-w", str(spoken), SENTENCE)
     mulaw = ffmpeg(spoken, audio_dir / "mulaw.wav", "-ar", "8000", "-ac", "1", "-c:a", "pcm_mulaw")
     return ffmpeg(mulaw, audio_dir / "phone.wav", "-c:a", "pcm_s16le")
 
@@ -150,7 +138,7 @@ def test_segment_times_count_from_the_start_of_the_file(
 def other_wav(audio_dir: Path) -> Path:
     """A second phone-band sentence (another voice and speed)."""
     spoken = audio_dir / "espeak-other.wav"
-    _run(_tool("espeak-ng"), "-v", "en-us", "-s", "150", "-w", str(spoken), OTHER_SENTENCE)
+    run_tool(tool("espeak-ng"), "-v", "en-us", "-s", "150", "-w", str(spoken), OTHER_SENTENCE)
     mulaw = ffmpeg(spoken, audio_dir / "other-mulaw.wav", "-ar", "8000", "-c:a", "pcm_mulaw")
     return ffmpeg(mulaw, audio_dir / "other.wav", "-c:a", "pcm_s16le")
 
@@ -371,7 +359,7 @@ def test_unusable_files_raise_audio_error_naming_them(
 def test_a_video_without_sound_is_not_audio(engine: FasterWhisperEngine, audio_dir: Path) -> None:
     video = audio_dir / "picture.mp4"
     lavfi = ["-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=d=1"]
-    _run(_tool("ffmpeg"), *lavfi, str(video))
+    run_tool(tool("ffmpeg"), *lavfi, str(video))
     with pytest.raises(AudioError, match="no audio stream"):
         engine.transcribe(video, "en")
 
