@@ -130,39 +130,32 @@ def install() -> None:
 
     db_mod.make_engine = make_engine
 
-    async def store_run(self: Any, work: Callable[[Any], T]) -> T:
-        name = "store " + op_name(work)
+    async def through_writer(writer: Any, name: str, work: Callable[[Any], T]) -> T:
+        """Run ``work`` in the database writer, timing its wait in the queue and its run
+        (the commit of its batch comes after the run)."""
         queued = time.perf_counter()
+        marks: dict[str, float] = {}
 
-        def job() -> tuple[T, float, float]:
-            started = time.perf_counter()
-            with self.factory.begin() as session:
-                result = work(session)
-            return result, started, time.perf_counter()
+        def timed(session: Any) -> T:
+            marks["started"] = time.perf_counter()
+            try:
+                return work(session)
+            finally:
+                marks["ended"] = time.perf_counter()
 
-        result, started, ended = await asyncio.get_running_loop().run_in_executor(self._pool, job)
-        STATS.add(f"{name}: queue", started - queued)
-        STATS.add(f"{name}: run", ended - started)
-        STATS.add(f"{name}: total", time.perf_counter() - queued)
+        result: T = await writer.run(timed)
+        STATS.add(f"{name}: queue", marks["started"] - queued)
+        STATS.add(f"{name}: run", marks["ended"] - marks["started"])
+        STATS.add(f"{name}: total (to commit)", time.perf_counter() - queued)
         return result
+
+    async def store_run(self: Any, work: Callable[[Any], T]) -> T:
+        return await through_writer(self.writer, "store " + op_name(work), work)
 
     cs.DbCallStore._run = store_run  # type: ignore[method-assign]
 
     async def dialer_db(self: Any, work: Callable[[Any], object]) -> object:
-        name = "dialer " + op_name(work)
-        queued = time.perf_counter()
-
-        def job() -> tuple[object, float, float]:
-            started = time.perf_counter()
-            with self.factory.begin() as s:
-                result = work(s)
-            return result, started, time.perf_counter()
-
-        result, started, ended = await asyncio.to_thread(job)
-        STATS.add(f"{name}: queue", started - queued)
-        STATS.add(f"{name}: run", ended - started)
-        STATS.add(f"{name}: total", time.perf_counter() - queued)
-        return result
+        return await through_writer(self.writer, "dialer " + op_name(work), work)
 
     dialer_mod.Dialer._db = dialer_db  # type: ignore[method-assign]
 
