@@ -248,7 +248,9 @@ async def reporter(parts: Any, out: Path) -> None:
             line = {
                 "t": round(time.monotonic() - t0, 3),
                 "wall": time.time(),
-                "store_queue": parts.store._pool._work_queue.qsize(),
+                "store_queue": parts.store.writer.queued,
+                "writer_transactions": parts.store.writer.transactions,
+                "writer_items": parts.store.writer.items,
                 "default_executor_queue": executor._work_queue.qsize() if executor else 0,
                 "default_executor_threads": len(executor._threads) if executor else 0,
                 "sessions": len(parts.service.sessions),
