@@ -164,6 +164,7 @@ SPEECH_EXAMPLE = """
 # compute_type = ""              # empty: int8 on the CPU, float16 on a GPU
 # threads = 2
 # beam_size = 5
+# batch_size = 8                # speech windows decoded together; recordings a job takes along
 # models_dir = ""                # where model names are looked up; empty: <data dir>/models
 # google_project = ""            # engine "google": credentials from GOOGLE_APPLICATION_CREDENTIALS
 # google_location = "eu"         # eu | us | global | a region such as europe-west4

@@ -103,6 +103,9 @@ class SttSettings:
     google_location: str = "eu"  # eu | us | global | a region such as europe-west4
     google_endpoint: str = ""  # empty: derived from google_location (eu-speech.googleapis.com)
     google_model: str = "long"
+    # faster-whisper: speech windows decoded together; a transcription job also takes up to
+    # this many recordings waiting in the same language (1: one recording at a time).
+    batch_size: int = 8
 
 
 @dataclass(frozen=True)
@@ -339,6 +342,8 @@ def _validate_speech(settings: Settings) -> None:
         )
     if not 1 <= stt.threads <= 256:
         raise ConfigError(f"stt.threads: {stt.threads} is not between 1 and 256")
+    if not 1 <= stt.batch_size <= 64:
+        raise ConfigError(f"stt.batch_size: {stt.batch_size} is not between 1 and 64")
     if not 1 <= stt.beam_size <= 20:
         raise ConfigError(f"stt.beam_size: {stt.beam_size} is not between 1 and 20")
     jobs = settings.jobs

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.bootstrap import init
 from ivr.config import ConfigError, Settings, load_settings
 from ivr.jobs import JobQueue, backoff_delay, make_queue, stt_config
-from ivr.speech.stt import SttConfig, Transcript
+from ivr.speech.stt import AudioError, SttConfig, Transcript
 from ivr.speech.stt.faster_whisper import FasterWhisperEngine
 from ivr.store import repo
 from ivr.store.db import make_engine, make_session_factory
@@ -276,6 +276,28 @@ def test_a_silent_recording_is_flagged_without_running_the_model(
     engine = queue.speech_engine()
     assert isinstance(engine, FasterWhisperEngine)
     assert engine.load_count == 0  # no model was loaded, let alone run
+
+
+def test_one_job_transcribes_the_waiting_recordings_of_its_language_together(
+    queue: JobQueue, sessions: sessionmaker[Session], speech: dict[str, Path], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF....WAVEfmt not really audio")
+    first = _recording(sessions, speech["short"])
+    second = _recording(sessions, speech["short"])
+    finnish = _recording(sessions, speech["short"], language="fi")  # another language
+    unusable = _recording(sessions, broken)  # its own job will say why
+    for recording_id in (first, second, finnish, unusable):
+        queue.enqueue_transcription(recording_id)
+
+    assert queue.transcribe_now(first) == "stored"
+    done = {row.recording_id: row for row in _transcripts(sessions)}
+    assert set(done) == {first, second}  # decoded in one pass with the first one
+    assert all(word in done[second].machine_text.lower() for word in ("young", "people"))
+    assert queue.transcribe_now(second) == "exists"  # its own job finds it done
+    with pytest.raises(AudioError):
+        queue.transcribe_now(unusable)
+    assert {row.recording_id for row in _transcripts(sessions)} == {first, second}
 
 
 def test_a_missing_recording_is_not_retried(queue: JobQueue) -> None:
