@@ -45,6 +45,7 @@ from ivr.store.db import make_engine as make_db_engine
 from ivr.store.db import make_session_factory
 from ivr.store.migrate import upgrade
 from ivr.store.models import Direction, TranscriptRow
+from tests.support import audio_files
 from tests.support.fake_speech import FakeSpeech, Status, fake_speech_server, response, result, word
 from tests.support.tools import run_tool, tool
 
@@ -84,13 +85,8 @@ def read_wav(path: Path) -> Floats:
     return raw.astype(np.float64) / 32768.0
 
 
-def write_wav(path: Path, samples: Floats, rate: int = PHONE_RATE) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
+def write_wav(path: Path, samples: npt.NDArray[np.float64], rate: int = PHONE_RATE) -> Path:
+    return audio_files.write_wav(path, samples, rate)
 
 
 def silence(seconds: float) -> Floats:

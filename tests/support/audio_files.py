@@ -49,7 +49,8 @@ def read_wav(path: Path) -> tuple[Samples, int]:
     return (data if channels == 1 else data.reshape(-1, channels)), rate
 
 
-def write_wav(path: Path, samples: Samples, rate: int) -> None:
+def write_wav(path: Path, samples: Samples, rate: int) -> Path:
+    """16-bit PCM WAV of samples in -1..1 (mono, or (frames, channels)); returns ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     channels = 1 if samples.ndim == 1 else samples.shape[1]
     pcm = np.clip(np.round(samples * 32767.0), -32768, 32767).astype("<i2")
@@ -58,6 +59,7 @@ def write_wav(path: Path, samples: Samples, rate: int) -> None:
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(pcm.tobytes())
+    return path
 
 
 def lufs(samples: Samples, rate: int) -> float:
