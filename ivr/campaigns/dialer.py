@@ -465,28 +465,7 @@ class Dialer:
 
     async def _place(self, run: Running, attempt: Attempt, language: str) -> None:
         try:
-            out = await self._originate(run, attempt, language)
-        except Exception as exc:  # e.g. the database refused the call row: not placed
-            log.exception("placing attempt %s failed", attempt.id)
-            run.in_flight.discard(attempt.id)
-            message = f"could not place the call: {exc}"
-            await self._db(
-                lambda s: self._settle(s, attempt, "failed", detail=message, ended_at=self.clock())
-            )
-            return
-        finally:
-            self._placing -= 1
-        if out is None:
-            return
-        self.placed += 1
-        run.reason = None
-        await self._follow(run, attempt, out)
-
-    async def _originate(
-        self, run: Running, attempt: Attempt, language: str
-    ) -> OutboundCall | None:
-        try:
-            return await self.service.call(
+            out = await self.service.call(
                 attempt.phone,
                 run.flow,
                 language,
@@ -496,14 +475,23 @@ class Dialer:
                 call_id=attempt.id,
                 variables=None,
             )
-        except AriError as exc:
+        except Exception as exc:  # not placed (Asterisk refused it, the database failed...)
             run.in_flight.discard(attempt.id)
-            run.reason = f"cannot place calls: {exc}"
-            message = str(exc)
+            if isinstance(exc, AriError):
+                run.reason = f"cannot place calls: {exc}"
+                message = str(exc)
+            else:
+                log.exception("placing attempt %s failed", attempt.id)
+                message = f"could not place the call: {exc}"
             await self._db(
                 lambda s: self._settle(s, attempt, "failed", detail=message, ended_at=self.clock())
             )
-            return None
+            return
+        finally:
+            self._placing -= 1
+        self.placed += 1
+        run.reason = None
+        await self._follow(run, attempt, out)
 
     async def _follow(self, run: Running, attempt: Attempt, out: OutboundCall) -> None:
         try:

@@ -530,13 +530,8 @@ def mark_originated(
     From now on the attempt is in flight: ``release_attempt`` refuses it, and
     ``numbers_called_today`` counts it.
     """
-    attempt = _attempt(s, attempt_id)
-    if attempt.state is not AttemptState.DIALING:
-        raise AttemptStateError(f"{_describe(attempt)}; only a dialing attempt is originated")
-    attempt.channel_id = channel_id
-    attempt.started_at = started_at or utcnow()
-    s.flush()
-    return attempt
+    mark_originated_many(s, {attempt_id: channel_id}, started_at=started_at)
+    return _attempt(s, attempt_id)
 
 
 def mark_originated_many(
