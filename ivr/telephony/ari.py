@@ -288,16 +288,7 @@ class AriClient:
         """Whether this Asterisk answers REST requests on the websocket (events that arrive
         meanwhile are queued as usual)."""
         probe = f"probe-{uuid.uuid4().hex[:8]}"
-        await ws.send(
-            json.dumps(
-                {
-                    "type": "RESTRequest",
-                    "request_id": probe,
-                    "method": "GET",
-                    "uri": "asterisk/ping",
-                }
-            )
-        )
+        await ws.send(json.dumps(_rest_request(probe, "GET", "/asterisk/ping")))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 2.0
         while (remaining := deadline - loop.time()) > 0:
@@ -358,15 +349,7 @@ class AriClient:
             resp = await self._http.request(method, path, params=clean, json=body)
         except httpx.HTTPError as exc:
             raise AriError(0, method, path, f"no answer from Asterisk: {exc}") from None
-        if resp.status_code >= 400:
-            try:
-                message = resp.json().get("message", resp.text)
-            except ValueError:
-                message = resp.text
-            raise AriError(resp.status_code, method, path, message)
-        if resp.status_code == 204 or not resp.content:
-            return None
-        return resp.json()
+        return _reply(method, path, resp.status_code, resp.text, resp.reason_phrase)
 
     async def _ws_request(
         self,
@@ -377,17 +360,7 @@ class AriClient:
         body: dict[str, Any] | None,
     ) -> Any:
         request_id = str(next(self._request_ids))
-        message: dict[str, Any] = {
-            "type": "RESTRequest",
-            "request_id": request_id,
-            "method": method,
-            "uri": path.lstrip("/"),
-        }
-        if params:
-            message["query_strings"] = [{"name": k, "value": v} for k, v in params.items()]
-        if body is not None:
-            message["content_type"] = "application/json"
-            message["message_body"] = json.dumps(body)
+        message = _rest_request(request_id, method, path, params, body)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
@@ -399,17 +372,9 @@ class AriClient:
             self._pending.pop(request_id, None)
         self.ws_requests += 1
         status = int(reply.get("status_code", 0))
-        text = reply.get("message_body") or ""
-        if status >= 400:
-            try:
-                parsed = json.loads(text) if text else {}
-                message_text = parsed.get("message") or parsed.get("error") or text
-            except (ValueError, AttributeError):
-                message_text = text
-            raise AriError(status, method, path, str(message_text or reply.get("reason_phrase")))
-        if status == 204 or not text:
-            return None
-        return json.loads(text)
+        return _reply(
+            method, path, status, reply.get("message_body") or "", reply.get("reason_phrase")
+        )
 
     async def info(self) -> dict[str, Any]:
         result: dict[str, Any] = await self.request("GET", "/asterisk/info")
@@ -551,6 +516,43 @@ class AriClient:
     async def destroy_bridge(self, bridge_id: str) -> None:
         with contextlib.suppress(AriError):
             await self.request("DELETE", f"/bridges/{bridge_id}")
+
+
+def _rest_request(
+    request_id: str,
+    method: str,
+    path: str,
+    params: dict[str, str] | None = None,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A RESTRequest message for the events websocket (ARI REST over WebSocket)."""
+    message: dict[str, Any] = {
+        "type": "RESTRequest",
+        "request_id": request_id,
+        "method": method,
+        "uri": path.lstrip("/"),
+    }
+    if params:
+        message["query_strings"] = [{"name": k, "value": v} for k, v in params.items()]
+    if body is not None:
+        message["content_type"] = "application/json"
+        message["message_body"] = json.dumps(body)
+    return message
+
+
+def _reply(method: str, path: str, status: int, text: str, reason: str | None) -> Any:
+    """A REST answer (over HTTP or the websocket): its JSON, None when empty, or AriError
+    with Asterisk's message."""
+    if status >= 400:
+        try:
+            parsed = json.loads(text) if text else {}
+            message = parsed.get("message") or parsed.get("error") or text
+        except (ValueError, AttributeError):
+            message = text
+        raise AriError(status, method, path, str(message or reason))
+    if status == 204 or not text:
+        return None
+    return json.loads(text)
 
 
 def _param(value: Any) -> str:
