@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import sys
 import threading
 import time
@@ -267,31 +266,14 @@ def main() -> int:
     import logging
 
     from ivr.bootstrap import load_app
+    from ivr.cli import serve_telephony
 
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     out = Path(os.environ.get("BENCH_PROBE_OUT", "probe.jsonl"))
     install()
-    app = load_app()
-
-    async def serve() -> None:
-        parts = app.telephony()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await parts.start()
-        task = asyncio.create_task(reporter(parts, out))
-        lines = ", ".join(f"{n} -> {line.flow.id}" for n, line in parts.service.lines.items())
-        print(f"telephony worker {parts.store.node_name} is running; lines: {lines}", flush=True)
-        try:
-            await stop.wait()
-        finally:
-            task.cancel()
-            await parts.close()
-
-    asyncio.run(serve())
+    asyncio.run(serve_telephony(load_app(), lambda parts: reporter(parts, out)))
     return 0
 
 

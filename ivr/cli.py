@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,29 +104,37 @@ def cmd_softphone(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_telephony(args: argparse.Namespace) -> int:
+async def serve_telephony(
+    app: Any, beside: Callable[[Any], Coroutine[Any, Any, None]] | None = None
+) -> None:
+    """Run the telephony worker until SIGINT/SIGTERM; ``beside(parts)``, if given, runs
+    alongside it once it has started (e.g. a benchmark's probe) and is cancelled at the end."""
     import asyncio
     import signal
 
+    parts = app.telephony()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await parts.start()
+    task = asyncio.create_task(beside(parts)) if beside is not None else None
+    lines = ", ".join(f"{n} -> {line.flow.id}" for n, line in parts.service.lines.items())
+    _print(f"telephony worker {parts.store.node_name} is running; lines: {lines}")
+    try:
+        await stop.wait()
+    finally:
+        if task is not None:
+            task.cancel()
+        await parts.close()
+
+
+def cmd_telephony(args: argparse.Namespace) -> int:
+    import asyncio
+
     from ivr.bootstrap import load_app
 
-    app = load_app()
-
-    async def serve() -> None:
-        parts = app.telephony()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await parts.start()
-        lines = ", ".join(f"{n} -> {line.flow.id}" for n, line in parts.service.lines.items())
-        _print(f"telephony worker {parts.store.node_name} is running; lines: {lines}")
-        try:
-            await stop.wait()
-        finally:
-            await parts.close()
-
-    asyncio.run(serve())
+    asyncio.run(serve_telephony(load_app()))
     return 0
 
 
