@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ivr.clock import Clock, system_clock
 from ivr.config import Settings, dump_toml, load_settings, toml_value
 from ivr.credentials import Credentials, ensure_credentials, load_credentials
 from ivr.pbx.process import PbxController
@@ -12,9 +13,6 @@ from ivr.telephony.ami import AmiClient
 from ivr.telephony.ari import AriClient, ari_client
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from datetime import datetime
-
     from sqlalchemy.engine import Engine
 
     from ivr.campaigns.admin import CampaignAdmin
@@ -29,6 +27,8 @@ if TYPE_CHECKING:
 class App:
     settings: Settings
     credentials: Credentials
+    # The one clock of this process: every part that decides by time reads it.
+    clock: Clock = field(default=system_clock, compare=False)
 
     def pbx(self) -> PbxController:
         return PbxController(self.settings, self.credentials)
@@ -36,9 +36,7 @@ class App:
     def ari(self) -> AriClient:
         return ari_client(self.settings, self.credentials)
 
-    def telephony(
-        self, node_name: str | None = None, clock: Callable[[], datetime] | None = None
-    ) -> TelephonyParts:
+    def telephony(self, node_name: str | None = None) -> TelephonyParts:
         """The telephony service with its database, prompts and lines, ready to ``start()``."""
         import socket
 
@@ -61,7 +59,9 @@ class App:
         from ivr.jobs import make_queue
 
         jobs = make_queue(settings)
-        store = DbCallStore(make_session_factory(engine), node, jobs.enqueue_transcription)
+        store = DbCallStore(
+            make_session_factory(engine), node, jobs.enqueue_transcription, clock=self.clock
+        )
         prompts = PromptMedia(PromptStore.from_settings(settings, settings.cache_dir / "prompts"))
         flows: dict[str, Flow] = {}
         lines: dict[str, Line] = {}
@@ -82,7 +82,7 @@ class App:
             lines,
             self.pbx().recordings_dir,
             max_call_seconds=settings.telephony.max_call_seconds,
-            **({"clock": clock} if clock else {}),
+            clock=self.clock,
         )
         from ivr.campaigns.dialer import Dialer
 
@@ -90,7 +90,7 @@ class App:
             service,
             store.factory,
             node,
-            **({"clock": clock} if clock else {}),
+            clock=self.clock,
             prerender=prompts.prerender,
             writer=store.writer,
         )
@@ -103,7 +103,7 @@ class App:
 
         check_current(self.settings.database_url)
         engine = make_engine(self.settings.database_url)
-        return CampaignAdmin(make_session_factory(engine))
+        return CampaignAdmin(make_session_factory(engine), self.clock)
 
     async def ami(self) -> AmiClient:
         pbx = self.settings.pbx
@@ -137,10 +137,10 @@ class TelephonyParts:
         self.engine.dispose()
 
 
-def load_app(settings: Settings | None = None) -> App:
+def load_app(settings: Settings | None = None, clock: Clock = system_clock) -> App:
     """Settings and secrets of an initialised data directory."""
     settings = settings or load_settings()
-    return App(settings, load_credentials(settings))
+    return App(settings, load_credentials(settings), clock)
 
 
 CONFIG_HEADER = """ivr configuration. Precedence: defaults < this file < IVR_* environment
@@ -185,7 +185,7 @@ SPEECH_EXAMPLE = """
 """
 
 
-def init(settings: Settings | None = None) -> tuple[App, list[str]]:
+def init(settings: Settings | None = None, clock: Clock = system_clock) -> tuple[App, list[str]]:
     """Create the config file, secrets, folders and database (migrated to head). Idempotent."""
     settings = settings or load_settings()
     done: list[str] = []
@@ -234,4 +234,4 @@ def init(settings: Settings | None = None) -> tuple[App, list[str]]:
             if db.before is None
             else f"upgraded the database {where} from schema {db.before} to {db.after}"
         )
-    return App(settings, creds), done
+    return App(settings, creds, clock), done

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from ivr.campaigns.contacts import read_contacts
 from ivr.campaigns.dialer import policy_of
 from ivr.campaigns.errors import CampaignAdminError
 from ivr.campaigns.numbers import NumberError, caller_id_warnings, normalise
+from ivr.clock import Clock
 from ivr.flows.loader import load_flow
 from ivr.store import campaigns as cstore
 from ivr.store.models import Campaign, CampaignStatus, Contact
@@ -40,9 +40,9 @@ class CampaignSettings:
 
 
 class CampaignAdmin:
-    def __init__(self, factory: sessionmaker[Session], clock: Any = None) -> None:
+    def __init__(self, factory: sessionmaker[Session], clock: Clock) -> None:
         self.factory = factory
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock  # the App's one clock, shared with the dialer
 
     def _get(self, s: Session, name: str) -> Campaign:
         campaign = cstore.get_campaign(s, name)
@@ -68,7 +68,12 @@ class CampaignAdmin:
         warnings += caller_id_warnings(caller_id or "")
         with self.factory.begin() as s:
             cstore.create_campaign(
-                s, name=name, flow_path=str(flow_path.resolve()), caller_id=caller_id, **values
+                s,
+                name=name,
+                flow_path=str(flow_path.resolve()),
+                caller_id=caller_id,
+                at=self.clock(),
+                **values,
             )
         return warnings
 
@@ -78,10 +83,13 @@ class CampaignAdmin:
         with self.factory.begin() as s:
             campaign = self._get(s, name)
             language = campaign.default_language.value
-            result = read_contacts(path, mapping=mapping, default_language=language)
-            added, already = cstore.add_contacts(s, campaign.id, result.rows)
+            now = self.clock()
+            result = read_contacts(
+                path, mapping=mapping, default_language=language, this_year=now.year
+            )
+            added, already = cstore.add_contacts(s, campaign.id, result.rows, at=now)
             if campaign.status is CampaignStatus.RUNNING:
-                cstore.schedule_first_attempts(s, campaign.id, self.clock())
+                cstore.schedule_first_attempts(s, campaign.id, now, at=now)
         return {
             "accepted": added,
             "duplicates": result.duplicates + already,
@@ -104,7 +112,7 @@ class CampaignAdmin:
                 campaign.flow_snapshot = path.read_text(encoding="utf-8")
                 campaign.flow_id = flow.id
                 campaign.flow_version = flow.version
-            count = cstore.schedule_first_attempts(s, campaign.id, now)
+            count = cstore.schedule_first_attempts(s, campaign.id, now, at=now)
             contacts = (
                 s.scalar(
                     sa.select(sa.func.count())

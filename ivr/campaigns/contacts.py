@@ -27,11 +27,12 @@ import unicodedata
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Final
 
 from ivr.campaigns.numbers import NumberError, normalise
+from ivr.clock import system_clock
 from ivr.store.campaigns import ContactRow
 
 __all__ = [
@@ -467,12 +468,14 @@ def read_contacts(
     mapping: dict[str, str] | None = None,
     default_language: str = "fi",
     region: str = "FI",
+    this_year: int | None = None,
 ) -> ImportResult:
     """Read a contact list (CSV or XLSX); see the module's docstring.
 
     ``mapping`` maps a file column to a field (``{"GSM": "phone", "Henkilötunnus":
     "ignore"}``) and wins over the built-in names. A row without a language gets
     ``default_language``; numbers without a country code are read as ``region``'s.
+    Birth years run from 1900 to ``this_year`` (the caller's clock; default: this year).
     A file that cannot be a contact list raises ``ContactFileError`` naming the file.
     """
     if default_language not in LANGUAGE_NAMES:
@@ -484,7 +487,8 @@ def read_contacts(
     }
     table = _open(file, frozenset(phone_keys))
     columns = _columns(table.header, mapping, str(file))
-    rules = _Rules(default_language, region.upper(), datetime.now(UTC).year)
+    year = this_year if this_year is not None else system_clock().year
+    rules = _Rules(default_language, region.upper(), year)
     width = len(table.header)
 
     rows: list[ContactRow] = []

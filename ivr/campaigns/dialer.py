@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.campaigns import rules
+from ivr.clock import Clock
 from ivr.flows.loader import FlowError, parse_flow
 from ivr.flows.model import Flow
 from ivr.store import campaigns as cstore
@@ -115,7 +116,7 @@ class Dialer:
         factory: sessionmaker[Session],
         node: str,
         *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
         monotonic: Callable[[], float] = time.monotonic,
         poll_seconds: float = 0.2,
         refresh_seconds: float = 2.0,
@@ -194,7 +195,7 @@ class Dialer:
             status = call.status.value
             if status == CallStatus.ACTIVE.value:
                 # The worker died mid-call; the service has hung the channel up.
-                repo.end_call(s, call.id, CallStatus.INTERRUPTED)
+                repo.end_call(s, call.id, CallStatus.INTERRUPTED, at=self.clock())
                 status = "interrupted"
             self._settle(
                 s,
@@ -242,7 +243,7 @@ class Dialer:
                     log.error("campaign %s paused: %s", campaign.name, problem)
                     await self._db(
                         lambda s, c=campaign, p=problem: cstore.set_status(
-                            s, c.id, CampaignStatus.PAUSED, p
+                            s, c.id, CampaignStatus.PAUSED, p, at=self.clock()
                         )
                     )
                     continue

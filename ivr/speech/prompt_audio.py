@@ -41,7 +41,6 @@ import tempfile
 import unicodedata
 import wave
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,7 @@ import numpy.typing as npt
 import pyloudnorm  # type: ignore[import-untyped]
 from scipy import ndimage, signal  # type: ignore[import-untyped]
 
+from ivr.clock import system_clock
 from ivr.config import PromptSettings
 from ivr.flows.model import UPLOAD_NAME
 
@@ -730,7 +730,7 @@ def upload(
         original=original,
         original_name=source.name,
         sha256=sha,
-        uploaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        uploaded_at=system_clock().isoformat(timespec="seconds"),  # a record only
         conversion=conversion,
         replaced=replaced,
     )

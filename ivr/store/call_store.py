@@ -15,6 +15,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr.clock import Clock
 from ivr.flows import engine as fe
 from ivr.flows.model import Flow
 from ivr.store import repo
@@ -34,8 +35,13 @@ class DbCallStore:
         factory: sessionmaker[Session],
         node_name: str,
         on_recording: Callable[[int], None] | None = None,
+        *,
+        clock: Clock,
     ) -> None:
         self.factory = factory
+        # The App's clock: each write is stamped when its event happened, not when the
+        # writer gets to it.
+        self.clock = clock
         self.node_name = node_name
         self.on_recording = on_recording  # given a stored recording's id (e.g. to transcribe)
         self.writer = DbWriter(factory)
@@ -59,6 +65,7 @@ class DbCallStore:
         language: str,
         attempt_id: str | None = None,
     ) -> None:
+        now = self.clock()
         await self._run(
             lambda s: repo.create_call(
                 s,
@@ -73,16 +80,20 @@ class DbCallStore:
                 remote_number=remote_number,
                 anonymous=flow.anonymous,
                 attempt_id=attempt_id,
+                started_at=now,
             )
         )
 
     async def answered(self, call_id: str) -> None:
-        await self._run(lambda s: repo.mark_answered(s, call_id))
+        now = self.clock()
+        await self._run(lambda s: repo.mark_answered(s, call_id, now))
 
     async def progress(self, call_id: str, node_id: str | None, language: str) -> None:
         await self._run(lambda s: repo.set_progress(s, call_id, node_id=node_id, language=language))
 
     async def answer(self, call_id: str, action: fe.SaveAnswer) -> None:
+        now = self.clock()
+
         def work(s: Session) -> int | None:
             repo.save_answer(
                 s,
@@ -92,6 +103,7 @@ class DbCallStore:
                 value=action.value,
                 language=action.language,
                 digits=action.digits,
+                at=now,
             )
             if action.kind == "open":
                 return repo.save_recording(
@@ -101,6 +113,7 @@ class DbCallStore:
                     path=action.value,
                     duration_seconds=action.seconds or 0.0,
                     language=action.language,
+                    at=now,
                 ).id
             return None
 
@@ -117,6 +130,7 @@ class DbCallStore:
     ) -> None:
         fields = dict(action.fields)
         interpreter = fields.get("interpreter")
+        now = self.clock()
         await self._run(
             lambda s: repo.save_callback(
                 s,
@@ -127,13 +141,17 @@ class DbCallStore:
                 phone_number=phone_number,
                 time_window=fields.get("time_window"),
                 interpreter_language=None if interpreter in (None, "none") else interpreter,
+                at=now,
             )
         )
 
     async def opt_out(self, call_id: str, phone_number: str) -> None:
+        now = self.clock()
         try:
             await self._run(
-                lambda s: repo.add_opt_out(s, phone_number, source="in_call", call_id=call_id)
+                lambda s: repo.add_opt_out(
+                    s, phone_number, source="in_call", call_id=call_id, at=now
+                )
             )
         except ValueError as exc:  # not an E.164 number (e.g. a softphone's name)
             log.warning("opt-out of %r not stored: %s", phone_number, exc)
@@ -141,10 +159,12 @@ class DbCallStore:
     async def ended(
         self, call_id: str, status: str, node_id: str | None, cause: int | None
     ) -> None:
+        now = self.clock()
+
         def work(s: Session) -> None:
             if node_id is not None:
                 repo.set_progress(s, call_id, node_id=node_id)
-            repo.end_call(s, call_id, status, cause=cause)
+            repo.end_call(s, call_id, status, cause=cause, at=now)
 
         await self._run(work)
 
@@ -152,15 +172,18 @@ class DbCallStore:
         self, call_id: str, outcome: str, cause: int | None, sip_code: int | None
     ) -> None:
         status = outcome if outcome in {m.value for m in CallStatus} else CallStatus.FAILED
-        await self._run(lambda s: repo.end_call(s, call_id, status, cause=cause))
+        now = self.clock()
+        await self._run(lambda s: repo.end_call(s, call_id, status, cause=cause, at=now))
 
     async def interrupt_orphans(self, live_call_ids: set[str]) -> int:
+        now = self.clock()
+
         def work(s: Session) -> int:
             stale = [
                 c.id for c in repo.active_calls(s, self.node_name) if c.id not in live_call_ids
             ]
             for call_id in stale:
-                repo.end_call(s, call_id, CallStatus.INTERRUPTED)
+                repo.end_call(s, call_id, CallStatus.INTERRUPTED, at=now)
             return len(stale)
 
         return await self._run(work)

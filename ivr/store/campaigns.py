@@ -295,7 +295,7 @@ def set_status(
     status: CampaignStatus | str,
     reason: str | None = None,
     *,
-    at: datetime | None = None,
+    at: datetime,
 ) -> Campaign:
     """Move a campaign to ``status`` (see ``TRANSITIONS``) with the reason shown to staff.
 
@@ -311,7 +311,7 @@ def set_status(
             f"campaign {campaign.name!r} is {old}; it cannot become {new} (it can become: "
             f"{allowed})"
         )
-    now = at or utcnow()
+    now = at
     campaign.status = new
     campaign.status_reason = reason
     if new is CampaignStatus.RUNNING:
@@ -456,7 +456,7 @@ def schedule_first_attempts(
         sa.literal(1, sa.Integer),
         sa.literal(AttemptState.DUE.value, sa.String(16)),
         sa.literal(due_at, UtcDateTime()),
-        sa.literal(at or utcnow(), UtcDateTime()),
+        sa.literal(at or due_at, UtcDateTime()),
     ).where(contacts.c.campaign_id == campaign_id, ~has_attempt)
     stmt = (
         _insert(s, attempts)
@@ -523,7 +523,7 @@ def claim_due_attempts(
 
 
 def mark_originated(
-    s: Session, attempt_id: str, *, channel_id: str, started_at: datetime | None = None
+    s: Session, attempt_id: str, *, channel_id: str, started_at: datetime
 ) -> Attempt:
     """The dialer placed the call of a claimed attempt: its channel and start time.
 
@@ -534,12 +534,10 @@ def mark_originated(
     return _attempt(s, attempt_id)
 
 
-def mark_originated_many(
-    s: Session, channels: dict[str, str], *, started_at: datetime | None = None
-) -> None:
+def mark_originated_many(s: Session, channels: dict[str, str], *, started_at: datetime) -> None:
     """``mark_originated`` for several claimed attempts (attempt id -> channel id) at once."""
     attempts = _table("attempts")
-    at = started_at or utcnow()
+    at = started_at
     for attempt_id, channel_id in channels.items():
         done = s.execute(
             sa.update(attempts)
@@ -652,7 +650,7 @@ def add_retry(
             attempt_no=number,
             state=AttemptState.DUE.value,
             due_at=due_at,
-            created_at=at or utcnow(),
+            created_at=at or attempt.ended_at or due_at,
         )
         .on_conflict_do_nothing(index_elements=["contact_id", "attempt_no"])
     )

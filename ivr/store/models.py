@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from ivr.clock import system_clock
+
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -27,7 +29,9 @@ NAMING_CONVENTION: dict[str, str] = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Column default for record timestamps that decide nothing (the writers that matter to
+    the rules pass the App's clock explicitly)."""
+    return system_clock()
 
 
 def new_id() -> str:

@@ -77,7 +77,7 @@ def create_call(
     anonymous: bool = False,
     attempt_id: str | None = None,
     call_id: str | None = None,
-    started_at: datetime | None = None,
+    started_at: datetime,
 ) -> Call:
     """A new active call. ``anonymous`` (an information line) stores no caller number."""
     call = Call(
@@ -92,21 +92,21 @@ def create_call(
         remote_number=None if anonymous else caller_number(remote_number),
         status=CallStatus.ACTIVE,
         attempt_id=attempt_id,
-        started_at=started_at or utcnow(),
+        started_at=started_at,
     )
     session.add(call)
     session.flush()
     return call
 
 
-def mark_answered(session: Session, call_id: str, at: datetime | None = None) -> None:
+def mark_answered(session: Session, call_id: str, at: datetime) -> None:
     """The call was answered (outbound) or entered the flow (inbound); the first time counts."""
     # Plain Core UPDATEs, no ORM object: these run several times per call under load.
     calls = cast(sa.Table, Call.__table__)
     done = session.execute(
         sa.update(calls)
         .where(calls.c.id == call_id, calls.c.answered_at.is_(None))
-        .values(answered_at=at or utcnow())
+        .values(answered_at=at)
     )
     if not done.rowcount:  # type: ignore[attr-defined]
         _call(session, call_id)  # answered before (kept), or no such call (raises)
@@ -135,7 +135,8 @@ def end_call(
     call_id: str,
     status: CallStatus | str,
     cause: int | None = None,
-    at: datetime | None = None,
+    *,
+    at: datetime,
 ) -> bool:
     """Give an active call its final status; False if it had already ended (kept as it was)."""
     final = CallStatus(status)
@@ -144,7 +145,7 @@ def end_call(
     ended = session.scalars(
         sa.update(Call)
         .where(Call.id == call_id, Call.status == CallStatus.ACTIVE)
-        .values(status=final, hangup_cause=cause, ended_at=at or utcnow())
+        .values(status=final, hangup_cause=cause, ended_at=at)
         .returning(Call.id)
         .execution_options(synchronize_session="fetch")
     ).all()
@@ -154,12 +155,12 @@ def end_call(
     return True
 
 
-def interrupt_active_calls(session: Session, node_name: str, at: datetime | None = None) -> int:
+def interrupt_active_calls(session: Session, node_name: str, at: datetime) -> int:
     """At a worker's start: its calls still marked active were cut off when it stopped."""
     interrupted = session.scalars(
         sa.update(Call)
         .where(Call.node_name == node_name, Call.status == CallStatus.ACTIVE)
-        .values(status=CallStatus.INTERRUPTED, ended_at=at or utcnow())
+        .values(status=CallStatus.INTERRUPTED, ended_at=at)
         .returning(Call.id)
         .execution_options(synchronize_session="fetch")
     ).all()

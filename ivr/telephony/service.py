@@ -15,10 +15,11 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from ivr.clock import Clock
 from ivr.flows.model import Flow
 from ivr.telephony.ari import CONNECTED, DISCONNECTED, AriClient, AriError, AriEvent
 from ivr.telephony.outcome import Outcome, classify
@@ -85,7 +86,7 @@ class TelephonyService:
         lines: Mapping[str, Line],
         recordings_dir: Path,
         *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
         max_call_seconds: float = 3600.0,
         trunk: str = "trunk",
     ) -> None:

@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 import logging
 import wave
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from ivr.clock import Clock
 from ivr.flows import engine as fe
 from ivr.flows.model import Flow, Prompt
 from ivr.telephony.ari import AriClient, AriError, AriEvent
@@ -104,7 +104,7 @@ class CallSession:
         info: SessionInfo,
         prompts: PromptResolver,
         recorder: CallRecorder,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
         max_call_seconds: float = 3600.0,
         connection_lost: asyncio.Event | None = None,
     ) -> None:

@@ -15,10 +15,13 @@ import pytest
 import sqlalchemy as sa
 
 from ivr.bootstrap import App, init
-from ivr.campaigns.admin import CampaignSettings
+from ivr.campaigns import rules
+from ivr.campaigns.admin import CampaignAdmin, CampaignSettings
+from ivr.campaigns.dialer import policy_of
+from ivr.clock import MovableClock
 from ivr.config import load_settings
 from ivr.store import repo
-from ivr.store.models import Attempt, Call, Campaign, Contact
+from ivr.store.models import Attempt, AttemptState, Call, Campaign, Contact
 from ivr.telephony.personas import number_for
 from tests.support.instance import destroy, instance_env, make_instance, start_or_fail
 from tests.support.postgres import create_database, drop_database
@@ -117,7 +120,7 @@ def test_campaign_runs_to_completion_with_exact_outcomes(campaign_pbx: App, tmp_
             """Retries wait 30-60 min: move the clock on when only future ones are left."""
             status = admin.status("kevät")
             if status["status"] == "running" and "waiting for retries" in (status["reason"] or ""):
-                svc.set_time(svc._now() + timedelta(hours=1, minutes=5))
+                svc.set_time(svc.now() + timedelta(hours=1, minutes=5))
 
         _wait(
             lambda: admin.status("kevät")["status"] == "completed",
@@ -211,6 +214,7 @@ def test_two_workers_on_postgresql_never_dial_an_attempt_twice(
     name = f"ivr_two_{uuid.uuid4().hex[:10]}"
     url = create_database(postgres_url, name)
     apps: list[App] = []
+    clock = MovableClock(MONDAY_10)  # one clock: the admin and both workers read it
     try:
         for n in range(2):
             env = {
@@ -218,7 +222,7 @@ def test_two_workers_on_postgresql_never_dial_an_attempt_twice(
                 "IVR_DATABASE_URL": url,
                 "IVR_TELEPHONY_NODE_NAME": f"node{n}",
             }
-            app, _ = init(load_settings(environ=env))
+            app, _ = init(load_settings(environ=env), clock=clock)
             start_or_fail(app)
             apps.append(app)
         admin = apps[0].campaigns()
@@ -226,9 +230,7 @@ def test_two_workers_on_postgresql_never_dial_an_attempt_twice(
         (tmp_path / "c.csv").write_text("phone\n" + "\n".join(phones) + "\n")
         admin.create("kaksi", FLOW, CampaignSettings(calls_per_second=20, max_concurrent=40))
         admin.import_contacts("kaksi", tmp_path / "c.csv")
-        with ServiceThread(apps[0], dial=True) as one, ServiceThread(apps[1], dial=True) as two:
-            for svc in (one, two):
-                svc.set_time(MONDAY_10.astimezone(UTC))
+        with ServiceThread(apps[0], dial=True), ServiceThread(apps[1], dial=True):
             admin.start("kaksi")
             _wait(lambda: admin.status("kaksi")["status"] == "completed", 120, "completion")
         with admin.factory() as s:
@@ -244,3 +246,119 @@ def test_two_workers_on_postgresql_never_dial_an_attempt_twice(
     per_node = Counter(c.node_name for c in calls)
     assert set(per_node) == {"node0", "node1"}, per_node  # both workers took a share
     assert all(r.claimed_by in ("node0", "node1") for r in rows)
+
+
+# --------------------------------------------------------------------------- any date
+# The same small campaign started on dates far apart: a past and a future Monday, the two
+# DST change days (Sundays, with a night window that the change cuts or doubles), and a
+# public holiday. The clock jumps to each next due attempt or window opening when nothing
+# is in flight, so retries hours apart run in seconds.
+SMALL: dict[int, tuple[int, int, str]] = {
+    701: (4, 1, "completed"),
+    703: (2, 1, "partial"),
+    302: (3, 3, "busy"),
+    200: (2, 3, "no_answer"),
+    401: (2, 1, "declined"),
+    501: (2, 1, "unallocated"),
+}
+DATES = {
+    "past-monday": (datetime(2024, 1, 15, 10, 0, tzinfo=HELSINKI), "mon-fri 10:00-20:00"),
+    "future-monday": (datetime(2031, 11, 24, 10, 0, tzinfo=HELSINKI), "mon-fri 10:00-20:00"),
+    # 03:00 EET becomes 04:00 EEST: the 30-minute busy retries cross the gap.
+    "dst-spring": (datetime(2027, 3, 28, 2, 20, tzinfo=HELSINKI), "sun 02:00-06:00"),
+    # 04:00 EEST becomes 03:00 EET: the hour 03-04 comes twice.
+    "dst-autumn": (datetime(2026, 10, 25, 2, 50, tzinfo=HELSINKI), "sun 02:00-06:00"),
+    # Christmas Day, a Friday: nothing until Monday 28.12. at 10:00.
+    "holiday": (datetime(2026, 12, 25, 12, 0, tzinfo=HELSINKI), "mon-fri 10:00-20:00"),
+}
+
+
+def _jump_to_next_event(admin: CampaignAdmin, clock: MovableClock, name: str) -> None:
+    """Nothing in flight and nothing due: move the clock to the next due attempt (or the
+    window opening after it)."""
+    with admin.factory() as s:
+        campaign = s.scalars(sa.select(Campaign).where(Campaign.name == name)).one()
+        if campaign.status.value != "running":
+            return
+        states = Counter(
+            s.scalars(sa.select(Attempt.state).where(Attempt.campaign_id == campaign.id))
+        )
+        if states[AttemptState.DIALING]:
+            return
+        next_due = s.scalar(
+            sa.select(sa.func.min(Attempt.due_at)).where(
+                Attempt.campaign_id == campaign.id, Attempt.state == AttemptState.DUE
+            )
+        )
+        policy = policy_of(campaign)
+    now = clock()
+    if next_due is None:
+        return
+    at = max(next_due, now)
+    if not rules.in_window(policy, at):
+        opening = rules.next_window_start(policy, at)
+        assert opening is not None, f"no window after {at}"
+        at = opening
+    if at > now + timedelta(seconds=2):
+        clock.set(at + timedelta(seconds=1))
+
+
+@pytest.mark.parametrize("start", list(DATES.values()), ids=list(DATES))
+def test_a_campaign_runs_the_same_on_any_date(
+    campaign_pbx: App, tmp_path: Path, start: tuple[datetime, str]
+) -> None:
+    when, windows = start
+    app = campaign_pbx
+    assert isinstance(app.clock, MovableClock)
+    app.clock.set(when)
+    admin = app.campaigns()
+    assert admin.clock is app.clock
+    phones: dict[str, int] = {}
+    serial = 0
+    for code, (count, _, _) in SMALL.items():
+        for _ in range(count):
+            serial += 1
+            phones[number_for(code, serial)] = code
+    (tmp_path / "c.csv").write_text("phone\n" + "\n".join(phones) + "\n")
+    settings = CampaignSettings(
+        windows=windows, calls_per_second=10, retry_busy_minutes=30, retry_no_answer_minutes=60
+    )
+    admin.create("päivä", FLOW, settings)
+    admin.import_contacts("päivä", tmp_path / "c.csv")
+    with ServiceThread(app, dial=True) as svc:
+        svc.parts.dialer.ring_timeout = 4
+        note = admin.start("päivä")
+        _wait(
+            lambda: admin.status("päivä")["status"] == "completed",
+            240,
+            "the campaign to complete",
+            tick=lambda: _jump_to_next_event(admin, app.clock, "päivä"),  # type: ignore[arg-type]
+        )
+    with admin.factory() as s:
+        campaign = s.scalars(sa.select(Campaign)).one()
+        policy = policy_of(campaign)
+        attempts = s.execute(
+            sa.select(
+                Attempt.phone, Attempt.attempt_no, Attempt.outcome, Attempt.started_at,
+                Attempt.ended_at,
+            ).order_by(Attempt.phone, Attempt.attempt_no)
+        ).all()  # fmt: skip
+    by_phone: dict[str, list[tuple[int, str]]] = {}
+    for a in attempts:
+        by_phone.setdefault(a.phone, []).append((a.attempt_no, str(a.outcome)))
+    for phone, code in phones.items():
+        _, count, outcome = SMALL[code]
+        assert by_phone[phone] == [(n, outcome) for n in range(1, count + 1)], (code, phone)
+    # Every call was placed inside the window, never before the start, and each retry no
+    # earlier than its spacing after the attempt before (in real elapsed time, across DST).
+    spacing = {"busy": timedelta(minutes=30), "no_answer": timedelta(minutes=60)}
+    for a in attempts:
+        assert a.started_at >= when, (a.started_at, when)
+        assert rules.in_window(policy, a.started_at), a.started_at.astimezone(HELSINKI)
+    for before, after in zip(attempts, attempts[1:], strict=False):
+        if before.phone == after.phone:
+            assert after.started_at - before.ended_at >= spacing[str(before.outcome)]
+    if not rules.in_window(policy, when):
+        assert "calls start when the window opens" in note
+        first = min(a.started_at for a in attempts)
+        assert first >= rules.next_window_start(policy, when)  # type: ignore[operator]

@@ -58,6 +58,8 @@ TABLES = {
 }
 
 
+NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # the time these rows are written at
+
 def new_call(session: Session, **overrides: Any) -> Call:
     values: dict[str, Any] = {
         "direction": Direction.INBOUND,
@@ -68,6 +70,7 @@ def new_call(session: Session, **overrides: Any) -> Call:
         "language": "fi",
         "line_number": "100",
         "remote_number": "+358401234567",
+        "started_at": NOW,
     }
     values.update(overrides)
     return repo.create_call(session, **values)
@@ -142,7 +145,7 @@ def test_a_call_with_answers_recording_and_callback(sessions: sessionmaker[Sessi
     with session_scope(sessions) as s:
         call = new_call(s)
         call_id, channel = call.id, call.channel_id
-        repo.mark_answered(s, call_id)
+        repo.mark_answered(s, call_id, NOW)
         repo.save_answer(s, call_id, node_id="q1", kind="choice", value="yes", digits="1",
                          language="fi")  # fmt: skip
         repo.save_answer(s, call_id, node_id="lang", kind=AnswerKind.LANGUAGE, value="sv",
@@ -160,7 +163,7 @@ def test_a_call_with_answers_recording_and_callback(sessions: sessionmaker[Sessi
         repo.save_callback(s, call_id, channel=CallbackChannel.PHONE, consent_version="v2",
                            language="sv", phone_number="+358401234567",
                            time_window="morning")  # fmt: skip
-        assert repo.end_call(s, call_id, CallStatus.COMPLETED, cause=16) is True
+        assert repo.end_call(s, call_id, CallStatus.COMPLETED, cause=16, at=NOW) is True
 
     with session_scope(sessions) as s:
         got = repo.get_call(s, call_id)
@@ -204,7 +207,7 @@ def test_a_call_with_answers_recording_and_callback(sessions: sessionmaker[Sessi
 
     with session_scope(sessions) as s:
         # A late hang-up event after the call ended changes nothing.
-        assert repo.end_call(s, call_id, CallStatus.FAILED, cause=34) is False
+        assert repo.end_call(s, call_id, CallStatus.FAILED, cause=34, at=NOW) is False
     with session_scope(sessions) as s:
         again = repo.get_call(s, call_id)
         assert again is not None
@@ -217,12 +220,12 @@ def test_end_call_wants_a_final_status_and_an_existing_call(
     with session_scope(sessions) as s:
         call_id = new_call(s).id
         with pytest.raises(ValueError, match="not a final call status"):
-            repo.end_call(s, call_id, "active")
+            repo.end_call(s, call_id, "active", at=NOW)
         with pytest.raises(ValueError):
-            repo.end_call(s, call_id, "gone")
+            repo.end_call(s, call_id, "gone", at=NOW)
         with pytest.raises(repo.CallNotFound):
-            repo.end_call(s, "no-such-call", CallStatus.PARTIAL)
-        assert repo.end_call(s, call_id, "partial", cause=16) is True
+            repo.end_call(s, "no-such-call", CallStatus.PARTIAL, at=NOW)
+        assert repo.end_call(s, call_id, "partial", cause=16, at=NOW) is True
 
 
 def test_interrupt_active_calls_touches_only_this_nodes_active_calls(
@@ -232,13 +235,13 @@ def test_interrupt_active_calls_touches_only_this_nodes_active_calls(
         a1 = new_call(s, node_name="node-a").id
         a2 = new_call(s, node_name="node-a", direction="outbound", line_number=None).id
         a_done = new_call(s, node_name="node-a").id
-        repo.end_call(s, a_done, CallStatus.COMPLETED, cause=16)
+        repo.end_call(s, a_done, CallStatus.COMPLETED, cause=16, at=NOW)
         b1 = new_call(s, node_name="node-b").id
 
     with session_scope(sessions) as s:
-        assert repo.interrupt_active_calls(s, "node-a") == 2
+        assert repo.interrupt_active_calls(s, "node-a", NOW) == 2
     with session_scope(sessions) as s:
-        assert repo.interrupt_active_calls(s, "node-a") == 0  # nothing left to interrupt
+        assert repo.interrupt_active_calls(s, "node-a", NOW) == 0  # nothing left to interrupt
         calls = {c.id: c for c in s.scalars(sa.select(Call))}
         assert {i: c.status for i, c in calls.items()} == {
             a1: CallStatus.INTERRUPTED,

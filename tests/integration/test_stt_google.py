@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from google.cloud.speech_v2.types import cloud_speech
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr.clock import system_clock
 from ivr.config import Settings, load_settings
 from ivr.jobs import make_queue
 from ivr.speech.stt import (
@@ -467,6 +468,7 @@ def test_a_transcription_job_stores_the_google_transcript(
             channel_id="chan-google",
             node_name="node-a",
             language="fi",
+            started_at=system_clock(),
         )
         recording_id = repo.save_recording(
             s, call.id, node_id="q", path=str(late_finnish), duration_seconds=9.0, language="fi"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ivr.bootstrap import App, init
+from ivr.clock import MovableClock
 from ivr.config import load_settings
 from ivr.pbx import tree
 from tests.support.ports import free_port, free_range
@@ -68,7 +69,9 @@ def make_instance(prefix: str = "ivr-t-") -> tuple[App, dict[str, str]]:
     data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     env = instance_env(data_dir)
     try:
-        app, _ = init(load_settings(environ=env))
+        # One movable clock for the whole instance (admin, dialer, sessions, store), on the
+        # wall clock until a test sets it.
+        app, _ = init(load_settings(environ=env), clock=MovableClock())
     except Exception:
         shutil.rmtree(data_dir, ignore_errors=True)
         raise

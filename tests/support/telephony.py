@@ -6,10 +6,11 @@ import asyncio
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from ivr.bootstrap import App
+from ivr.clock import MovableClock
 from ivr.telephony.service import TelephonyService
 
 T = TypeVar("T")
@@ -21,7 +22,7 @@ class ServiceThread:
     def __init__(self, app: App, *, dial: bool = False) -> None:
         self.app = app
         self.dial = dial  # run the campaign dialer too
-        self.offset = timedelta(0)  # the service's clock runs this far from the real one
+        self.clock = app.clock  # the one clock of the app: admin, dialer, calls
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -29,16 +30,21 @@ class ServiceThread:
         self.service: TelephonyService = self.parts.service
 
     async def _build(self) -> Any:
-        parts = self.app.telephony(clock=self._now)
+        parts = self.app.telephony()
         await parts.start(dial=self.dial)
         return parts
 
-    def _now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+    def now(self) -> datetime:
+        return self.clock()
 
     def set_time(self, when: datetime | None) -> None:
-        """Make the service's clock read ``when`` now (and run on from there); None: real."""
-        self.offset = timedelta(0) if when is None else when - datetime.now(UTC)
+        """Make the app's clock read ``when`` now (and run on from there); None: real."""
+        if not isinstance(self.clock, MovableClock):
+            raise TypeError("set_time needs an App with a MovableClock (see make_instance)")
+        if when is None:
+            self.clock.reset()
+        else:
+            self.clock.set(when)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
