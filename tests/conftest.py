@@ -8,6 +8,29 @@ from ivr.bootstrap import App
 from tests.support.instance import destroy, make_instance, start_or_fail
 from tests.support.postgres import PostgresUnavailable, start_postgres
 
+# The fixtures that start (or share) the real Asterisk. A test that requests one, directly
+# or through another fixture, must carry the ``pbx`` marker (``@pytest.mark.pbx`` or the
+# module's ``pytestmark``), so that ``-m pbx`` and ``-m "not pbx"`` choose truthfully.
+# Helpers that start an Asterisk of their own (make_instance, ServiceThread, Baresip, ...)
+# are found in the test files by tests/unit/test_pbx_markers.py.
+PBX_FIXTURES = frozenset({"pbx_instance", "pbx_app"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects anything
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [
+        f"{item.nodeid} (uses {', '.join(sorted(PBX_FIXTURES & set(fixtures)))})"
+        for item in items
+        if (fixtures := getattr(item, "fixturenames", ()))
+        and PBX_FIXTURES & set(fixtures)
+        and item.get_closest_marker("pbx") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests need Asterisk but have no pbx marker (add @pytest.mark.pbx or "
+            "pytestmark = pytest.mark.pbx):\n  " + "\n  ".join(unmarked)
+        )
+
 
 @pytest.fixture(scope="session")
 def pbx_instance() -> Iterator[tuple[App, dict[str, str]]]:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from ivr.bootstrap import App
 from ivr.telephony.ami import ami_health
 from ivr.telephony.ari import SERVICE_EVENTS, AriClient, AriError, AriEvent
 from ivr.telephony.calls import CallTracker, place_call
 from ivr.telephony.personas import number_for
+
+pytestmark = pytest.mark.pbx
 
 
 async def _with_ari(app: App, body):  # type: ignore[no-untyped-def]
@@ -39,14 +43,16 @@ def test_play_stop_variables_and_bridge(pbx_app: App) -> None:
         await ari.play(ch, ["sound:hello-world"], playback_id="hello")
         await asyncio.wait_for(done, 10)
         checks["prompt_seconds"] = time.monotonic() - started
-        # A tone never ends by itself; stopping it ends the playback at once.
-        tone = await ari.play(ch, ["tone:ring"])
-        await asyncio.sleep(0.5)
-        started = time.monotonic()
+        # A tone never ends by itself; stopping it ends the playback (how soon: python -m
+        # bench.ari_playback).
+        playing = ari.expect(
+            lambda e: e.type == "PlaybackStarted" and e.data["playback"]["id"] == "tone"
+        )
+        tone = await ari.play(ch, ["tone:ring"], playback_id="tone")
+        await asyncio.wait_for(playing, 10)
         done = ari.expect(_playback_done(tone.id))
         await ari.stop_playback(tone.id)
         await asyncio.wait_for(done, 5)
-        checks["stop_seconds"] = time.monotonic() - started
         # Bridge this call with a second simulated resident, as a transfer would.
         other_id = f"other-{ch}"
         answered = ari.expect(lambda e: e.type == "StasisStart" and e.channel_id == other_id)
@@ -55,16 +61,19 @@ def test_play_stop_variables_and_bridge(pbx_app: App) -> None:
         )
         await asyncio.wait_for(answered, 10)
         bridge = await ari.create_bridge()
-        entered: list[str] = []
-        remove = ari.add_listener(
-            lambda e: (
-                entered.append(e.channel_id or "") if e.type == "ChannelEnteredBridge" else None
+        entered = [
+            ari.expect(
+                lambda e, c=c: (
+                    e.type == "ChannelEnteredBridge"
+                    and e.channel_id == c
+                    and e.data["bridge"]["id"] == bridge
+                )
             )
-        )
+            for c in (ch, other.id)
+        ]
         await ari.add_to_bridge(bridge, [ch, other.id])
-        await asyncio.sleep(0.5)
-        remove()
-        checks["bridged"] = sorted(entered) == sorted([ch, other.id])
+        await asyncio.wait_for(asyncio.gather(*entered), 10)  # both are in the bridge
+        checks["bridged"] = True
         await ari.destroy_bridge(bridge)
         await ari.hangup(other.id)
 
@@ -73,8 +82,8 @@ def test_play_stop_variables_and_bridge(pbx_app: App) -> None:
     )
     assert checks["var"] == "kuntalainen"
     assert checks["missing_var"] in (None, "")
-    assert 0.5 < float(checks["prompt_seconds"]) < 5  # type: ignore[arg-type]
-    assert float(checks["stop_seconds"]) < 1.0  # type: ignore[arg-type]
+    # It played: a sound that cannot be played ends at once (hello-world is 1.4 s long).
+    assert float(checks["prompt_seconds"]) > 0.5  # type: ignore[arg-type]
     assert checks["bridged"] is True
 
 

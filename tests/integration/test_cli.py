@@ -54,6 +54,7 @@ def test_init_is_idempotent(env: dict[str, str]) -> None:
     assert (Path(env["IVR_DATA_DIR"]) / "secrets.toml").read_text() == secrets
 
 
+@pytest.mark.pbx
 def test_pbx_lifecycle_leaves_nothing_behind(env: dict[str, str]) -> None:
     data_dir = Path(env["IVR_DATA_DIR"])
     assert ivr(env, "init").returncode == 0
@@ -116,6 +117,7 @@ def test_softphone_prints_accounts(env: dict[str, str]) -> None:
     assert "Numbers to dial (inbound lines): 100, 101, 102" in out
 
 
+@pytest.mark.pbx
 def test_demo_once_places_calls_and_exits_zero(env: dict[str, str]) -> None:
     result = ivr(env, "demo", "--once", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -11,6 +11,8 @@ from ivr.telephony.calls import CallResult, CallTracker, place_call
 from ivr.telephony.outcome import Outcome
 from ivr.telephony.personas import number_for
 
+pytestmark = pytest.mark.pbx
+
 
 async def _listen(tracker: CallTracker) -> None:
     """Stay on the line until the resident hangs up or 10 s pass."""

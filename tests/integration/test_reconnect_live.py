@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+
+import pytest
 
 from ivr.bootstrap import App
 from ivr.telephony.ari import CONNECTED, DISCONNECTED, AriEvent
@@ -10,10 +14,18 @@ from ivr.telephony.calls import CallTracker, place_call
 from ivr.telephony.outcome import Outcome
 from ivr.telephony.personas import number_for
 
+pytestmark = pytest.mark.pbx
 
-def test_ari_reconnects_after_asterisk_restart(pbx_app: App) -> None:
+
+def test_ari_reconnects_after_asterisk_restart(
+    pbx_app: App, caplog: pytest.LogCaptureFixture
+) -> None:
     pbx = pbx_app.pbx()
     seen: list[AriEvent] = []
+    caplog.set_level(logging.DEBUG, logger="ivr.telephony.ari")
+
+    def failed_tries() -> int:
+        return sum("ARI events connection failed" in r.getMessage() for r in caplog.records)
 
     async def collect(tracker: CallTracker) -> None:
         for _ in range(3):
@@ -31,7 +43,11 @@ def test_ari_reconnects_after_asterisk_restart(pbx_app: App) -> None:
                 lambda e: e.type == DISCONNECTED, 10
             ) if ari.connected.is_set() else None
             assert not ari.connected.is_set()
-            await asyncio.sleep(1.5)  # the client retries with backoff while Asterisk is down
+            # While Asterisk is down the client keeps trying (with backoff): two tries fail.
+            tries, deadline = failed_tries(), time.monotonic() + 15
+            while failed_tries() < tries + 2:
+                assert time.monotonic() < deadline, "the client stopped trying to reconnect"
+                await asyncio.sleep(0.05)
             await asyncio.to_thread(pbx.start)
             event = await ari.wait_for(lambda e: e.type == CONNECTED, 15)
             assert event.data["reconnect"] is True

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 from pydub import AudioSegment
 
 from ivr.bootstrap import App
 from ivr.telephony.ari import AriEvent
 from ivr.telephony.calls import CallTracker, place_call
 from ivr.telephony.personas import number_for
+
+pytestmark = pytest.mark.pbx
 
 
 def test_recording_of_a_spoken_answer(pbx_app: App) -> None:
