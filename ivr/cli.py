@@ -25,9 +25,11 @@ def _print(line: str) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from ivr import redact
     from ivr.bootstrap import init
 
     app, done = init()
+    redact.register_settings(app.settings)  # the secrets it may just have generated
     for line in done:
         _print(line)
     _print(f"data directory {app.settings.data_dir} is ready")
@@ -70,6 +72,8 @@ def cmd_pbx(args: argparse.Namespace) -> int:
                         "ami": st.ami,
                         "ari": st.ari,
                         "detail": st.detail,
+                        "trunk": st.trunk,
+                        "softphones": st.softphones,
                     }
                 )
             )
@@ -80,6 +84,15 @@ def cmd_pbx(args: argparse.Namespace) -> int:
                 if key in st.detail:
                     ok = getattr(st, key)
                     _print(f"{key}: {'ok' if ok else 'DOWN'} - {st.detail[key]}")
+            if st.trunk:
+                label = TRUNK_LABELS.get(st.trunk["state"], st.trunk["state"])
+                _print(f"trunk: {label} - {st.trunk['detail']}")
+            if st.ami:
+                phones = st.softphones
+                _print(f"softphones registered: {len(phones) or 'none'}")
+                for phone in phones:
+                    agent = f" ({phone['user_agent']})" if phone["user_agent"] else ""
+                    _print(f"  {phone['endpoint']} at {phone['uri']}{agent}")
         return 0 if st.healthy else 3
     if args.action == "logs":
         _print(pbx.logs(args.lines))
@@ -95,6 +108,15 @@ def cmd_pbx(args: argparse.Namespace) -> int:
     raise AssertionError(args.action)  # pragma: no cover
 
 
+TRUNK_LABELS = {
+    "reachable": "ok",
+    "unreachable": "UNREACHABLE",
+    "unchecked": "not checked",
+    "checking": "checking",
+    "loopback": "loopback",
+}
+
+
 def cmd_softphone(args: argparse.Namespace) -> int:
     from ivr.bootstrap import load_app
     from ivr.softphone import describe
@@ -108,21 +130,34 @@ async def serve_telephony(
     app: Any, beside: Callable[[Any], Coroutine[Any, Any, None]] | None = None
 ) -> None:
     """Run the telephony worker until SIGINT/SIGTERM; ``beside(parts)``, if given, runs
-    alongside it once it has started (e.g. a benchmark's probe) and is cancelled at the end."""
+    alongside it once it has started (e.g. a benchmark's probe) and is cancelled at the end.
+
+    The first SIGTERM (or SIGINT, Ctrl-C) drains: no new calls, the live ones may go on
+    for ``[telephony] drain_seconds``, then the rest end as interrupted (and are retried).
+    A second one ends the live calls at once."""
     import asyncio
     import signal
 
     parts = app.telephony()
-    stop = asyncio.Event()
+    stop = asyncio.Event()  # the first signal: drain
+    hurry = asyncio.Event()  # a second one: end the live calls now
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set() and not hurry.is_set():
+            _print(f"{sig.name} again: ending the live calls now")
+            hurry.set()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     await parts.start()
     task = asyncio.create_task(beside(parts)) if beside is not None else None
     lines = ", ".join(f"{n} -> {line.flow.id}" for n, line in parts.service.lines.items())
     _print(f"telephony worker {parts.store.node_name} is running; lines: {lines}")
     try:
         await stop.wait()
+        await parts.drain(app.settings.telephony.drain_seconds, hurry, _print)
     finally:
         if task is not None:
             task.cancel()
@@ -141,8 +176,10 @@ def cmd_telephony(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     """`ivr worker`: the job consumer (transcriptions), one worker thread, until SIGTERM.
 
-    It first queues every recording that has no transcript and no job in the queue (a job
-    lost with a killed worker, or a recording stored while the queue was down).
+    It first says which languages have no usable speech-to-text model (their recordings
+    wait, see `ivr jobs`), then queues every recording that has no transcript and no job in
+    the queue (a job lost with a killed worker, a recording stored while the queue was down,
+    or one that waited for a model).
     """
     from ivr.config import load_settings
     from ivr.jobs import make_queue, stt_config
@@ -156,6 +193,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not args.verbose:  # what the worker does, without debug noise
         for name in ("huey", "ivr.jobs", "ivr.speech"):
             logging.getLogger(name).setLevel(logging.INFO)
+    problems = queue.check_models()  # loads the configured models once, now
+    for language, reason in problems.items():
+        _print(f"speech-to-text: no usable model for {language}: {reason.splitlines()[0]}")
+    if problems:
+        _print(
+            f"recordings in {', '.join(problems)} wait (`ivr jobs` shows them) until a model "
+            "is configured in [stt.models] and the worker restarted; empty and silent ones "
+            "are flagged all the same"
+        )
     swept = queue.sweep()
     plural = "s" if len(swept) != 1 else ""
     again = f", {len(swept)} recording{plural} without a transcript queued again" if swept else ""
@@ -195,6 +241,12 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         _print(
             f"  of which not in the queue: {depth['not_queued']} (being transcribed, failed, "
             "or lost with a stopped worker; `ivr worker` queues them again when it starts)"
+        )
+    for language, waiting in depth["waiting_for_model"].items():
+        count = waiting["recordings"]
+        _print(
+            f"  waiting: {count} recording{'s' if count != 1 else ''} in {language}, no model "
+            f"for {language} ({waiting['reason'].splitlines()[0]})"
         )
     return 0
 
@@ -811,7 +863,10 @@ def build_parser() -> argparse.ArgumentParser:
     fp = flow_sub.add_parser("prompts", help="list each prompt as recorded or synthetic")
     fp.add_argument("file", help="the flow's YAML file")
     fp.add_argument(
-        "--render", action="store_true", help="render missing audio into <data dir>/prompts/"
+        "--render",
+        action="store_true",
+        help="render missing audio into the prompt cache the telephony worker plays from "
+        "(<cache dir>/prompts/)",
     )
     p.set_defaults(func=cmd_flow)
 
@@ -853,6 +908,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _mask_secrets_in_logs() -> None:
+    """Every log record of this process (any library, any level) masks the secrets of the
+    settings and of secrets.toml (see ivr.redact)."""
+    from ivr import redact
+    from ivr.config import load_settings
+
+    redact.install()
+    try:
+        settings = load_settings()
+    except ConfigError:
+        return  # the command itself reports the bad setting
+    redact.register_settings(settings)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -860,6 +929,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    _mask_secrets_in_logs()
     try:
         return int(args.func(args))
     except (ConfigError, PbxError, StoreError, CampaignAdminError, FlowError, ValueError) as exc:

@@ -11,7 +11,9 @@ Secrets never have defaults: they live in ``DATA_DIR/secrets.toml``, generated b
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -58,6 +60,10 @@ class PbxSettings:
     trunk_password: str = ""
     trunk_register: bool = False
     trunk_from_domain: str = ""
+    # Seconds between the SIP OPTIONS pings that check the trunk's far end (qualify); 0: off.
+    # Off by default: a far end that never answers OPTIONS (many phones, some providers) would
+    # be marked unavailable and every outbound call refused. Set 60 for a provider that answers.
+    trunk_qualify_seconds: int = 0
     # Numbers callers may dial to reach us (DIDs); a softphone may dial any of them.
     inbound_numbers: tuple[str, ...] = ()  # extra DIDs beyond [lines] (answered: not in service)
 
@@ -67,6 +73,8 @@ class TelephonySettings:
     ari_reconnect_min: float = 0.2
     ari_reconnect_max: float = 5.0
     max_call_seconds: float = 3600.0  # a call is hung up after this long, whatever happens
+    # On SIGTERM/SIGINT: live calls may go on this long, then they end as interrupted.
+    drain_seconds: float = 60.0
     node_name: str = ""  # this worker's name in the database; empty: host:sip_port
 
 
@@ -168,6 +176,14 @@ class Settings:
     @property
     def config_file(self) -> Path:
         return self.data_dir / "ivr.toml"
+
+    @property
+    def prompt_cache_dir(self) -> Path:
+        """Rendered prompt audio, shared by the telephony worker and `ivr flow prompts
+        --render`. Each file is named by a hash of everything that made it (text, language,
+        voice, recording or upload bytes, conversion settings), so one cache serves every
+        data directory on the machine without one changing another's prompts."""
+        return self.cache_dir / "prompts"
 
     @property
     def tree_dir(self) -> Path:
@@ -279,8 +295,74 @@ def _field_types(cls: type[Any]) -> dict[str, Any]:
     return {f.name: f.type for f in dataclasses.fields(cls)}
 
 
+CONFIG_UNSAFE_HELP = (
+    "must not contain a newline (or other control character), ';', '[' or ']': the value "
+    "goes into Asterisk's config files, where these would end it or add settings or "
+    "sections (';' cannot be escaped reliably there, so choose a value without it)"
+)
+
+
+def config_text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be written into an Asterisk config file, or None."""
+    for char in value:
+        if char in ";[]" or ord(char) < 32 or ord(char) == 127:
+            return f"{CONFIG_UNSAFE_HELP}; found {char!r}"
+    return None
+
+
+def check_config_text(where: str, value: str) -> None:
+    """Raise ConfigError naming ``where`` when ``value`` cannot go into an Asterisk config."""
+    problem = config_text_problem(value)
+    if problem is not None:
+        raise ConfigError(f"{where}: {problem}")
+
+
+NOT_RENDERED = ("mirror", "suite")  # [pbx] settings used only to build the Asterisk tree
+
+
+def _validate_rendered(settings: Settings) -> None:
+    """Everything that ivr.pbx.render writes into Asterisk's config files."""
+    pbx = settings.pbx
+    for f in dataclasses.fields(pbx):
+        if f.name in NOT_RENDERED:
+            continue
+        value = getattr(pbx, f.name)
+        if isinstance(value, str):
+            check_config_text(f"pbx.{f.name}", value)
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                check_config_text(f"pbx.{f.name}.{i}", str(item))
+    check_config_text("data_dir", str(settings.data_dir))
+    check_config_text("cache_dir", str(settings.cache_dir))
+    try:
+        ipaddress.ip_address(pbx.bind_address)
+    except ValueError:
+        raise ConfigError(
+            f"pbx.bind_address: {pbx.bind_address!r} is not an IP address (e.g. 127.0.0.1)"
+        ) from None
+    for name in ("trunk_host", "trunk_from_domain"):
+        host = getattr(pbx, name)
+        if host and not _HOSTNAME.fullmatch(host):
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise ConfigError(
+                    f"pbx.{name}: {host!r} is not a host name or IP address"
+                ) from None
+    if any(c.isspace() for c in pbx.trunk_username):
+        raise ConfigError("pbx.trunk_username: must not contain spaces")
+    if pbx.trunk_password != pbx.trunk_password.strip():
+        raise ConfigError(
+            "pbx.trunk_password: must not start or end with a space (Asterisk would drop it)"
+        )
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
 def _validate(settings: Settings) -> None:
     pbx = settings.pbx
+    _validate_rendered(settings)
     for name in ("sip_port", "ami_port", "ari_port", "rtp_start", "rtp_end", "trunk_port"):
         port = getattr(pbx, name)
         if not 1 <= port <= 65535:
@@ -300,6 +382,11 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"pbx.{name}: port {port} lies inside the RTP range")
     if not 0 <= pbx.softphones <= 100:
         raise ConfigError(f"pbx.softphones: {pbx.softphones} is not between 0 and 100")
+    if not 0 <= pbx.trunk_qualify_seconds <= 3600:
+        raise ConfigError(
+            f"pbx.trunk_qualify_seconds: {pbx.trunk_qualify_seconds} is not between 0 (off) "
+            "and 3600"
+        )
     if pbx.trunk_transport not in ("udp", "tcp", "tls"):
         raise ConfigError(f"pbx.trunk_transport: {pbx.trunk_transport!r} is not udp, tcp or tls")
     if not pbx.stasis_app.isidentifier():
@@ -312,6 +399,10 @@ def _validate(settings: Settings) -> None:
     tel = settings.telephony
     if tel.max_call_seconds < 60:
         raise ConfigError("telephony.max_call_seconds: must be at least 60")
+    if not 0 <= tel.drain_seconds <= 86400:
+        raise ConfigError(
+            f"telephony.drain_seconds: {tel.drain_seconds} is not between 0 and 86400"
+        )
     if not 0 < tel.ari_reconnect_min <= tel.ari_reconnect_max:
         raise ConfigError("telephony.ari_reconnect_min: must be > 0 and <= ari_reconnect_max")
     _validate_speech(settings)

@@ -46,8 +46,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.config import ConfigError, Settings
-from ivr.speech.stt import SpeechEngine, SttConfig, SttError, Transcript, make_engine
+from ivr.config import LANGUAGE_KEYS, ConfigError, Settings
+from ivr.speech.stt import ModelError, SpeechEngine, SttConfig, SttError, Transcript, make_engine
 from ivr.store.models import Call, Recording, TranscriptRow
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,22 @@ TASK_NAME = "transcribe_recording"
 POLL_MAX_SECONDS = 1.0  # the longest an idle consumer waits before looking at the queue
 REDIS_CONNECT_TIMEOUT = 5.0  # seconds to reach Redis before giving up with an error
 REDIS_SOCKET_TIMEOUT = 30.0  # longer than the blocking read (1 s) of the consumer
+NO_MODEL_KEY = "stt-no-model:"  # + language: why its recordings wait (huey's key-value store)
 
 
 class JobQueueError(ConfigError):
     """The job queue's storage cannot be reached or refuses us; the message names the setting."""
+
+
+class NoModelError(ModelError):
+    """A recording's language has no usable speech-to-text model: a configuration problem
+    that waiting does not mend, so the job is not retried; the recording waits until a
+    model is configured (and `ivr worker` restarted, which queues it again)."""
+
+    def __init__(self, language: str, reason: str) -> None:
+        super().__init__(f"no model for {language}: {reason}")
+        self.language = language
+        self.reason = reason
 
 
 # --- speech-to-text settings -------------------------------------------------------------
@@ -177,10 +189,15 @@ def transcribe_recording(
         if batch > 1 and many is not None:
             work += _companions(s, recording_id, language, batch - 1)
     # Outside any transaction: it takes time.
-    if len(work) == 1:
-        results: list[Transcript | SttError] = [engine.transcribe(work[0][1], language)]
-    else:
-        results = list(many([path for _, path in work], language))  # type: ignore[misc]
+    try:
+        if len(work) == 1:
+            results: list[Transcript | SttError] = [engine.transcribe(work[0][1], language)]
+        else:
+            results = list(many([path for _, path in work], language))  # type: ignore[misc]
+    except NoModelError:
+        raise
+    except ModelError as exc:  # the configuration: no (usable) model for this language
+        raise NoModelError(language, str(exc)) from None
     outcome = "stored"
     for (rid, _), result in zip(work, results, strict=True):
         if isinstance(result, BaseException):
@@ -230,6 +247,37 @@ def _store(factory: sessionmaker[Session], recording_id: int, transcript: Transc
         f", flagged {transcript.flagged}" if transcript.flagged else "",
     )
     return "stored"
+
+
+def model_problems(
+    engine: SpeechEngine, languages: tuple[str, ...] = LANGUAGE_KEYS
+) -> dict[str, str]:
+    """Each language without a usable model, and why (an engine that loads local models
+    loads them now; one without, e.g. google, is not checked here)."""
+    check = getattr(engine, "model_for", None)
+    problems: dict[str, str] = {}
+    if check is None:
+        return problems
+    for language in languages:
+        try:
+            check(language)
+        except ModelError as exc:
+            problems[language] = str(exc)
+    return problems
+
+
+def untranscribed_languages(factory: sessionmaker[Session]) -> dict[int, str]:
+    """Every recording without a transcript and its language, oldest first."""
+    language = sa.func.coalesce(sa.func.nullif(Recording.language, ""), Call.language, "")
+    query = (
+        sa.select(Recording.id, language)
+        .outerjoin(TranscriptRow, TranscriptRow.recording_id == Recording.id)
+        .outerjoin(Call, Call.id == Recording.call_id)
+        .where(TranscriptRow.id.is_(None))
+        .order_by(Recording.id)
+    )
+    with factory() as s:
+        return {int(rid): str(lang) for rid, lang in s.execute(query)}
 
 
 def backoff_delay(first: float, failures: int) -> float:
@@ -352,17 +400,55 @@ class JobQueue:
         """Every recording in the database without a transcript, oldest first."""
         return untranscribed_ids(self.sessions())
 
-    def depth(self) -> dict[str, int]:
+    def depth(self) -> dict[str, Any]:
         """The queue depth: pending and scheduled jobs, recordings without a transcript, and
-        how many of those have no job in the queue (being transcribed, failed, or lost)."""
+        how many of those have no job in the queue (being transcribed, failed, or lost);
+        ``waiting_for_model``: per language the worker found no usable model for, how many
+        recordings wait and why."""
         queued = self.queued_recordings()
-        missing = self.untranscribed()
+        missing = untranscribed_languages(self.sessions())
+        waiting: dict[str, dict[str, Any]] = {}
+        for language, reason in self.no_model().items():
+            count = sum(1 for lang in missing.values() if lang == language)
+            if count:
+                waiting[language] = {"recordings": count, "reason": reason}
         return {
             "pending": self.pending(),
             "scheduled": self.scheduled(),
             "untranscribed": len(missing),
             "not_queued": sum(1 for rid in missing if rid not in queued),
+            "waiting_for_model": waiting,
         }
+
+    def note_no_model(self, language: str, reason: str | None) -> None:
+        """Remember (for `ivr jobs`) that ``language`` has no usable model; None: it has."""
+        key = NO_MODEL_KEY + language
+        with self._storage("noting a missing speech model"):
+            if reason is None:
+                self.huey.delete(key)
+            else:
+                self.huey.put(key, reason)
+
+    def no_model(self) -> dict[str, str]:
+        """The languages a worker found without a usable model, and why."""
+        found: dict[str, str] = {}
+        with self._storage("reading the missing speech models"):
+            for language in LANGUAGE_KEYS:
+                reason = self.huey.get(NO_MODEL_KEY + language, peek=True)
+                if reason is not None:
+                    found[language] = str(reason)
+        return found
+
+    def check_models(self) -> dict[str, str]:
+        """At the worker's start: each language without a usable model (loading the models
+        now), remembered for `ivr jobs`; the languages that have one are cleared."""
+        try:
+            problems = model_problems(self.speech_engine())
+        except ModelError as exc:  # the engine itself cannot be built (e.g. google missing)
+            problems = {language: str(exc) for language in LANGUAGE_KEYS}
+        for language in LANGUAGE_KEYS:
+            self.note_no_model(language, problems.get(language))
+        return problems
 
     def sweep(self) -> list[int]:
         """Enqueue every recording without a transcript that has no job in the queue."""
@@ -470,6 +556,15 @@ def make_queue(
     def transcribe_task(recording_id: int, task: Any = None) -> str:
         try:
             return queue.transcribe_now(recording_id)
+        except NoModelError as exc:  # not retried, no traceback: the recording waits
+            queue.note_no_model(exc.language, exc.reason)
+            log.warning(
+                "recording %s waits: %s; it is transcribed once a model is configured "
+                "(`ivr worker` queues it again when it starts)",
+                recording_id,
+                exc,
+            )
+            return "waiting"
         except Exception as exc:
             if task is not None:
                 failures = jobs.retries - task.retries + 1  # this one included

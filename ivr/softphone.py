@@ -7,6 +7,16 @@ from dataclasses import dataclass
 from ivr.config import Settings
 from ivr.credentials import Credentials, softphone_names
 
+# The digest realm Asterisk's PJSIP challenges with (pjsip.conf sets no default_realm).
+ASTERISK_REALM = "asterisk"
+
+LINPHONE_NOTE = """\
+# Linphone ({name}): save as a file and start `linphonec -c FILE` (or merge it into
+# ~/.linphonerc). sip_port=-1: Linphone picks its own free UDP port. Never give it the PBX's
+# port ({port}): on one host the bind fails and Linphone silently falls back to TCP, which
+# this PBX does not serve. linphonec also needs ~/.local/share/linphone to exist, or it
+# never registers."""
+
 
 @dataclass(frozen=True)
 class SoftphoneAccount:
@@ -24,6 +34,40 @@ class SoftphoneAccount:
             f"<sip:{self.username}@{self.host}:{self.port};transport=udp>"
             f";auth_pass={self.password};audio_codecs={codecs};answermode={answermode}"
         )
+
+    def linphonerc(self) -> str:
+        """A linphonerc (linphonec, or Linphone's desktop app) registering this account.
+
+        The phone's own SIP port must not be the PBX's: on one host both default to 5060,
+        the phone's UDP bind fails and Linphone silently falls back to TCP, which this PBX
+        does not serve. ``sip_port=-1`` lets Linphone pick a free UDP port; TCP and TLS are
+        off so that it cannot fall back to them.
+        """
+        lines = [
+            "[sip]",
+            "sip_port=-1",
+            "sip_tcp_port=0",
+            "sip_tls_port=0",
+        ]
+        if self.host.startswith("127.") or self.host == "::1":
+            lines.append(f"bind_address={self.host}")  # the phone on the PBX's own host
+        lines += [
+            "default_proxy=0",
+            "",
+            "[proxy_0]",
+            f"reg_proxy=<sip:{self.host}:{self.port};transport=udp>",
+            f'reg_identity="{self.username}" <sip:{self.username}@{self.host}:{self.port}>',
+            "reg_expires=3600",
+            "reg_sendregister=1",
+            "publish=0",
+            "",
+            "[auth_info_0]",
+            f"username={self.username}",
+            f"passwd={self.password}",
+            f"realm={ASTERISK_REALM}",
+            f"domain={self.host}:{self.port}",
+        ]
+        return "\n".join(lines)
 
 
 def accounts(settings: Settings, creds: Credentials) -> list[SoftphoneAccount]:
@@ -43,14 +87,22 @@ def describe(settings: Settings, creds: Credentials, fmt: str = "all") -> str:
         if fmt in ("all", "baresip"):
             out.append(f"# baresip: add this line to ~/.baresip/accounts ({acc.username})")
             out.append(acc.baresip_line())
-        if fmt in ("all", "linphone", "zoiper"):
-            out.append(f"# Linphone / Zoiper: a SIP account ({acc.username})")
+        if fmt == "linphone":
+            out.append(LINPHONE_NOTE.format(name=acc.username, port=acc.port))
+            out.append(acc.linphonerc())
+        if fmt in ("all", "zoiper"):
+            out.append(f"# Zoiper (or any SIP softphone): an account ({acc.username})")
             out.append(f"  username / auth user : {acc.username}")
             out.append(f"  password             : {acc.password}")
             out.append(f"  domain / server      : {acc.host}:{acc.port}")
             out.append("  transport            : UDP")
             out.append("  codecs               : G.711 A-law (PCMA), G.711 u-law (PCMU)")
             out.append("  DTMF                 : RFC 2833 / RFC 4733 (out of band)")
+            out.append(
+                "  local SIP port       : not the PBX's; Linphone: `ivr softphone --format "
+                "linphone` prints a ready linphonerc"
+            )
         out.append("")
-    out.append(f"Numbers to dial (inbound lines): {numbers}")
+    comment = "# " if fmt == "linphone" else ""  # a comment where it is pasted into a linphonerc
+    out.append(f"{comment}Numbers to dial (inbound lines): {numbers}")
     return "\n".join(out)

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   debootstrap            # builds the Asterisk tree (Debian sid) once
   espeak-ng ffmpeg sox   # speech prompts and audio conversion
   baresip-core sip-tester  # real SIP clients for the tests
+  linphone-cli           # linphonec: the printed linphonerc registers (tests)
   redis-server           # the Redis job queue's tests start their own (loopback, a password)
   iproute2 procps strace
 )

@@ -85,10 +85,16 @@ _FINAL_REASONS = {
 # Data
 
 
+# A window's end at 24:00: the end of its day (the next midnight), so that a window can
+# cover the whole day, whatever its length (23 or 25 hours on the days DST changes).
+END_OF_DAY = time.max
+
+
 @dataclass(frozen=True)
 class Window:
     """Calling allowed on ``days`` (0 = Monday .. 6 = Sunday) from ``start`` (inclusive) to
-    ``end`` (exclusive), local wall-clock time in the policy's time zone."""
+    ``end`` (exclusive; :data:`END_OF_DAY` is 24:00, the end of the day), local wall-clock
+    time in the policy's time zone."""
 
     days: frozenset[int]
     start: time
@@ -241,7 +247,7 @@ def window_reason(policy: CallingPolicy, at: datetime) -> str | None:
             return "weekend"
         return f"no calling on {_DAY_NAMES[local.weekday()]}s"
     now = local.time()
-    if any(w.start <= now < w.end for w in todays):
+    if any(w.start <= now and (now < w.end or w.end == END_OF_DAY) for w in todays):
         return None
     hours = ", ".join(w.hours() for w in todays)
     return f"outside calling hours {hours} {policy.timezone}"
@@ -427,7 +433,8 @@ def parse_windows(spec: str) -> tuple[Window, ...]:
 
     Items are separated by ``,`` or ``;``; each is one or more day groups (a day, a range
     ``mon-fri`` — which may wrap, ``fri-mon`` — or days joined with ``+``) followed by one or
-    more hour ranges (``10-20``, ``9:30-12``). Raises ValueError saying what is wrong."""
+    more hour ranges (``10-20``, ``9:30-12``; an end of ``24`` or ``24:00`` is midnight at the
+    end of the day, so ``0-24`` is the whole day). Raises ValueError saying what is wrong."""
     if not spec.strip():
         raise ValueError("empty calling-window spec; expected e.g. 'mon-fri 10:00-20:00'")
     windows: list[Window] = []
@@ -452,7 +459,7 @@ def parse_windows(spec: str) -> tuple[Window, ...]:
             if end <= start:
                 raise ValueError(
                     f"in {item!r}: end {_hhmm(end)} is not after start {_hhmm(start)}"
-                    " (windows cannot run past midnight)"
+                    " (windows cannot run past midnight; end at 24 for midnight)"
                 )
             windows.append(Window(frozenset(days), start, end))
     return tuple(windows)
@@ -477,17 +484,19 @@ def _parse_hours(token: str, item: str) -> tuple[time, time]:
     ends = token.split("-")
     if len(ends) != 2:
         raise ValueError(f"bad hours {token!r} in {item!r}; write a range such as '10-20'")
-    start, end = (_parse_time(text, item) for text in ends)
-    return start, end
+    return _parse_time(ends[0], item), _parse_time(ends[1], item, end=True)
 
 
-def _parse_time(text: str, item: str) -> time:
+def _parse_time(text: str, item: str, end: bool = False) -> time:
     match = _TIME.fullmatch(text)
     if match is None:
         raise ValueError(f"bad time {text!r} in {item!r}; write 10, 10:00 or 9:30")
     hour, minute = int(match.group(1)), int(match.group(2) or 0)
+    if end and hour == 24 and minute == 0:
+        return END_OF_DAY  # 24 / 24:00: to the end of the day
     if hour > 23 or minute > 59:
-        raise ValueError(f"time {text!r} in {item!r} is out of range (00:00..23:59)")
+        limit = "00:00..24:00" if end else "00:00..23:59; 24:00 only ends a window"
+        raise ValueError(f"time {text!r} in {item!r} is out of range ({limit})")
     return time(hour, minute)
 
 
@@ -510,6 +519,8 @@ def _local(policy: CallingPolicy, at: datetime) -> datetime:
 
 
 def _hhmm(value: time) -> str:
+    if value == END_OF_DAY:
+        return "24:00"
     return value.strftime("%H:%M:%S" if value.second or value.microsecond else "%H:%M")
 
 

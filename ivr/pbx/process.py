@@ -12,14 +12,18 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ivr.config import Settings
+from ivr.config import PbxSettings, Settings
 from ivr.credentials import Credentials
 from ivr.pbx.render import PbxDirs, render_all
 from ivr.pbx.tree import AsteriskInstall, PbxError, find_install
 from ivr.telephony import personas
+
+if TYPE_CHECKING:
+    from ivr.telephony.ami import AmiHealth
 
 SOCKET_PATH_MAX = 100  # AF_UNIX paths are limited to 108 bytes
 
@@ -32,10 +36,54 @@ class PbxStatus:
     ami: bool
     ari: bool
     detail: dict[str, str]
+    # state (loopback, unchecked, checking, reachable, unreachable), uri, detail...
+    trunk: dict[str, Any] = field(default_factory=dict)
+    # the phones registered now: endpoint, uri, user_agent
+    softphones: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
         return self.running and self.sip and self.ami and self.ari
+
+
+def trunk_report(pbx: PbxSettings, health: AmiHealth) -> dict[str, Any]:
+    """The outbound trunk as Asterisk sees it: is its far end reachable (qualify)?"""
+    from ivr.telephony.ami import contacts_reachable
+
+    if not pbx.trunk_host:
+        return {"state": "loopback", "detail": "loops back to the simulated residents"}
+    uri = health.trunk[0].uri if health.trunk else f"sip:{pbx.trunk_host}:{pbx.trunk_port}"
+    every = pbx.trunk_qualify_seconds
+    reachable = contacts_reachable(health.trunk)
+    report: dict[str, Any] = {"uri": uri, "qualify_seconds": every}
+    if every == 0:
+        report["state"] = "unchecked"
+        report["detail"] = (
+            f"{uri}: not checked (pbx.trunk_qualify_seconds = 0: no SIP OPTIONS; "
+            "every call is tried)"
+        )
+    elif reachable is True:
+        rtt = next((c.roundtrip_ms for c in health.trunk if c.roundtrip_ms is not None), None)
+        report["state"] = "reachable"
+        report["roundtrip_ms"] = rtt
+        report["detail"] = f"{uri} answers SIP OPTIONS (every {every} s" + (
+            f", round trip {rtt:.1f} ms)" if rtt is not None else ")"
+        )
+    elif reachable is False:
+        report["state"] = "unreachable"
+        report["detail"] = (
+            f"{uri} does not answer SIP OPTIONS (every {every} s): Asterisk refuses every "
+            "outbound call until it answers. A far end that never answers OPTIONS (many SIP "
+            "phones, some providers) needs pbx.trunk_qualify_seconds = 0"
+        )
+    else:
+        report["state"] = "checking"
+        report["detail"] = f"{uri}: no answer to SIP OPTIONS yet (every {every} s)"
+    if pbx.trunk_register:
+        status = next((r.status for r in health.registrations), "not registered")
+        report["registration"] = status
+        report["detail"] += f"; registration: {status}"
+    return report
 
 
 def sip_options_ping(host: str, port: int, timeout: float = 2.0) -> str | None:
@@ -286,6 +334,8 @@ class PbxController:
         pid = self.pid()
         pbx = self.settings.pbx
         detail: dict[str, str] = {}
+        trunk: dict[str, Any] = {}
+        softphones: list[dict[str, str]] = []
         if pid is None:
             return PbxStatus(False, None, False, False, False, {"asterisk": "not running"})
         sip = sip_options_ping(pbx.bind_address, pbx.sip_port)
@@ -297,6 +347,12 @@ class PbxController:
                 f"channels={health.channels}"
             )
             ami_ok = health.fully_booted
+            trunk = trunk_report(pbx, health)
+            softphones = [
+                {"endpoint": c.endpoint, "uri": c.uri, "user_agent": c.user_agent}
+                for c in health.registered
+                if c.endpoint != "trunk"
+            ]
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             detail["ami"] = f"error: {exc}"
             ami_ok = False
@@ -307,7 +363,7 @@ class PbxController:
         except Exception as exc:  # noqa: BLE001
             detail["ari"] = f"error: {exc}"
             ari_ok = False
-        return PbxStatus(True, pid, sip is not None, ami_ok, ari_ok, detail)
+        return PbxStatus(True, pid, sip is not None, ami_ok, ari_ok, detail, trunk, softphones)
 
     def logs(self, lines: int = 50) -> str:
         out: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 
 import jinja2
 
-from ivr.config import PbxSettings
+from ivr.config import NOT_RENDERED, ConfigError, PbxSettings, check_config_text
 from ivr.credentials import Credentials
 from ivr.telephony import personas
 
@@ -45,6 +46,31 @@ def template_dir() -> Path:
     return path
 
 
+def check_rendered_values(
+    pbx: PbxSettings, creds: Credentials, dirs: PbxDirs, inbound_numbers: Sequence[str]
+) -> None:
+    """ConfigError naming the first setting, secret or folder that cannot be written into
+    an Asterisk config file (a hand-edited secrets.toml, a folder name with ';'...)."""
+    for f in dataclasses.fields(pbx):
+        value = getattr(pbx, f.name)
+        if isinstance(value, str) and f.name not in NOT_RENDERED:
+            check_config_text(f"pbx.{f.name}", value)
+    for number in inbound_numbers:
+        check_config_text(f"inbound number {number!r}", number)
+    for f in dataclasses.fields(creds):
+        value = getattr(creds, f.name)
+        if isinstance(value, str):
+            check_config_text(f"secrets.toml core.{f.name}", value)
+    for name, password in creds.softphones.items():
+        check_config_text("secrets.toml softphones", name)
+        check_config_text(f"secrets.toml softphones.{name}", password)
+        if not name.isidentifier():
+            raise ConfigError(f"secrets.toml softphones.{name}: not a plain name")
+    for f in dataclasses.fields(dirs):
+        folder = str(getattr(dirs, f.name))
+        check_config_text(f"the Asterisk folder {f.name} ({folder!r})", folder)
+
+
 def render_all(
     pbx: PbxSettings,
     creds: Credentials,
@@ -53,7 +79,13 @@ def render_all(
     inbound_numbers: Sequence[str] | None = None,
     call_limit_seconds: int = 3660,
 ) -> dict[str, str]:
-    """Every config file's name and rendered text."""
+    """Every config file's name and rendered text.
+
+    Every value that goes into a file is checked first (ConfigError naming it): a newline,
+    ';', '[' or ']' in a setting or secret could otherwise add config of its own.
+    """
+    numbers = list(pbx.inbound_numbers if inbound_numbers is None else inbound_numbers)
+    check_rendered_values(pbx, creds, dirs, numbers)
     source = templates or template_dir()
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(source)),
@@ -66,9 +98,7 @@ def render_all(
     loopback = not pbx.trunk_host
     context: dict[str, Any] = {
         "pbx": pbx,
-        "inbound_numbers": list(
-            pbx.inbound_numbers if inbound_numbers is None else inbound_numbers
-        ),
+        "inbound_numbers": numbers,
         "call_limit_seconds": call_limit_seconds,
         "creds": creds,
         "dirs": dirs,

@@ -84,9 +84,10 @@ class PromptStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, cache_dir: Path | None = None) -> PromptStore:
-        """A store with the settings' prompt options, piper voices and uploads folder."""
+        """A store with the settings' prompt options, piper voices and uploads folder,
+        rendering into ``settings.prompt_cache_dir`` (the worker's and the CLI's one cache)."""
         return cls(
-            cache_dir if cache_dir is not None else settings.data_dir / "prompts",
+            cache_dir if cache_dir is not None else settings.prompt_cache_dir,
             settings.prompts,
             voices_dir=voices_dir(settings),
             uploads_dir=prompt_audio.uploads_dir(settings.data_dir),
@@ -172,6 +173,10 @@ class PromptStore:
         return PromptAudio(
             self._render(key, lambda target: shutil.copyfile(file, target)), "recorded", key
         )
+
+    def synthetic(self, text: str, language: str, where: str) -> PromptAudio:
+        """``text`` spoken by TTS in ``language`` (not from a flow: system messages)."""
+        return self._synthetic(text, language, where)
 
     def _synthetic(self, text: str, language: str, where: str) -> PromptAudio:
         try:

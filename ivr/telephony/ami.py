@@ -35,15 +35,52 @@ class RegistrationState:
 
 
 @dataclass(frozen=True)
+class ContactState:
+    """A SIP contact of an endpoint: a trunk's configured far end, or a registered phone."""
+
+    endpoint: str
+    uri: str
+    # "Reachable", "Unreachable" (qualified and not answering OPTIONS), "NonQualified"
+    # (qualify off: never checked), "Unknown" (not checked yet), "Created"...
+    status: str
+    roundtrip_ms: float | None = None  # the last OPTIONS round trip, when qualified
+    user_agent: str = ""  # a registered phone's User-Agent
+
+    @property
+    def reachable(self) -> bool | None:
+        """True: answers OPTIONS; False: Asterisk marked it unreachable; None: not checked."""
+        return {"Reachable": True, "Unreachable": False}.get(self.status)
+
+
+def contacts_reachable(contacts: list[ContactState]) -> bool | None:
+    """One answering contact is enough; False only when every contact is unreachable."""
+    states = [c.reachable for c in contacts]
+    if any(state is True for state in states):
+        return True
+    if states and all(state is False for state in states):
+        return False
+    return None
+
+
+@dataclass(frozen=True)
 class AmiHealth:
     fully_booted: bool
     version: str
     channels: int
     endpoints: list[EndpointState] = field(default_factory=list)
     registrations: list[RegistrationState] = field(default_factory=list)
+    trunk: list[ContactState] = field(default_factory=list)  # the trunk's far end(s)
+    registered: list[ContactState] = field(default_factory=list)  # phones registered now
 
     def endpoint(self, name: str) -> EndpointState | None:
         return next((e for e in self.endpoints if e.name == name), None)
+
+
+def _roundtrip_ms(value: str) -> float | None:
+    try:
+        return int(value) / 1000.0
+    except ValueError:  # "N/A"
+        return None
 
 
 def _as_list(result: Any) -> list[Any]:
@@ -108,6 +145,42 @@ class AmiClient:
             raise AmiError(f"AMI {action['Action']}: {messages[0].get('Message')}")
         return messages
 
+    async def endpoint_contacts(self, endpoint: str, timeout: float = 5.0) -> list[ContactState]:
+        """The contacts of one endpoint's AORs, static ones included (PJSIPShowEndpoint)."""
+        messages = await self.action({"Action": "PJSIPShowEndpoint", "Endpoint": endpoint}, timeout)
+        return [
+            ContactState(
+                m.get("EndpointName", endpoint),
+                m.get("URI", ""),
+                m.get("Status", ""),
+                _roundtrip_ms(m.get("RoundtripUsec", "")),
+            )
+            for m in messages
+            if m.get("Event") == "ContactStatusDetail"
+        ]
+
+    async def registered_contacts(self, timeout: float = 5.0) -> list[ContactState]:
+        """Every contact registered now (phones); a trunk's static contact is not one."""
+        result = await asyncio.wait_for(
+            self._manager.send_action({"Action": "PJSIPShowContacts"}), timeout
+        )
+        messages = _as_list(result)
+        if messages and messages[0].get("Response") == "Error":
+            if "no contacts" in str(messages[0].get("Message", "")).lower():
+                return []
+            raise AmiError(f"AMI PJSIPShowContacts: {messages[0].get('Message')}")
+        return [
+            ContactState(
+                m.get("Endpoint", ""),
+                m.get("Uri", ""),
+                m.get("Status", ""),
+                _roundtrip_ms(m.get("RoundtripUsec", "")),
+                m.get("UserAgent", ""),
+            )
+            for m in messages
+            if m.get("Event") == "ContactList"
+        ]
+
     async def health(self, timeout: float = 5.0) -> AmiHealth:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.fully_booted.wait(), min(timeout, 2.0))
@@ -123,12 +196,15 @@ class AmiClient:
             for m in await self.action({"Action": "PJSIPShowRegistrationsOutbound"}, timeout)
             if m.get("Event") == "OutboundRegistrationDetail"
         ]
+        has_trunk = any(e.name == "trunk" for e in endpoints)
         return AmiHealth(
             fully_booted=self.fully_booted.is_set(),
             version=settings.get("AsteriskVersion", ""),
             channels=int(core.get("CoreCurrentCalls", "0") or 0),
             endpoints=endpoints,
             registrations=registrations,
+            trunk=await self.endpoint_contacts("trunk", timeout) if has_trunk else [],
+            registered=await self.registered_contacts(timeout),
         )
 
     def close(self) -> None:

@@ -14,9 +14,13 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "flows"
 
 
-def ivr(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def ivr(
+    data_dir: Path, *args: str, cache_dir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
     env["IVR_DATA_DIR"] = str(data_dir)
+    if cache_dir is not None:
+        env["IVR_CACHE_DIR"] = str(cache_dir)
     return subprocess.run(
         [sys.executable, "-m", "ivr.cli", *args],
         env=env,
@@ -107,7 +111,7 @@ def test_prompts_lists_recorded_and_synthetic(data_dir: Path) -> None:
     assert not data_dir.exists()
 
 
-def test_prompts_render_fills_the_data_dir_cache_once(tmp_path: Path, data_dir: Path) -> None:
+def test_prompts_render_fills_the_prompt_cache_once(tmp_path: Path, data_dir: Path) -> None:
     folder = tmp_path / "flows"
     (folder / "recordings").mkdir(parents=True)
     shutil.copy(EXAMPLES / "recordings" / "intro-fi.wav", folder / "recordings" / "intro-fi.wav")
@@ -128,22 +132,23 @@ nodes:
 """,
         encoding="utf-8",
     )
-    first = ivr(data_dir, "flow", "prompts", "--render", str(small))
+    cache_dir = tmp_path / "cache"
+    first = ivr(data_dir, "flow", "prompts", "--render", str(small), cache_dir=cache_dir)
     assert first.returncode == 0, first.stdout + first.stderr
     lines = first.stdout.splitlines()
-    cache = data_dir / "prompts"
+    cache = cache_dir / "prompts"  # the cache the telephony worker plays from
     assert lines[0] == f"prompt cache: {cache}"
     rendered = [Path(line.split(" -> ")[1]) for line in lines[1:-1]]
     assert len(rendered) == 4 and all(p.parent == cache and p.is_file() for p in rendered)
     assert lines[1].startswith("nodes.intro.prompt fi recorded: recordings/intro-fi.wav -> ")
     assert sorted(cache.iterdir()) == sorted(rendered)
     mtimes = {p: p.stat().st_mtime_ns for p in rendered}
-    again = ivr(data_dir, "flow", "prompts", "--render", str(small))
+    again = ivr(data_dir, "flow", "prompts", "--render", str(small), cache_dir=cache_dir)
     assert again.stdout == first.stdout
     assert {p: p.stat().st_mtime_ns for p in rendered} == mtimes
     # a recording that goes missing is named, with the prompt's path
     (folder / "recordings" / "intro-fi.wav").unlink()
-    gone = ivr(data_dir, "flow", "prompts", "--render", str(small))
+    gone = ivr(data_dir, "flow", "prompts", "--render", str(small), cache_dir=cache_dir)
     assert gone.returncode == 1
     assert f"{small}: nodes.intro.prompt: the fi recording recordings/intro-fi.wav is missing" in (
         gone.stdout

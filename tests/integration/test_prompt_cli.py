@@ -157,9 +157,11 @@ piper_voices = {{ en = "{JOE}" }}
     code, out, err = ivr(data_dir, "flow", "prompts", "--render", str(flow))
     assert code == 0, out + err
     lines = out.splitlines()
-    assert lines[0] == f"prompt cache: {data_dir / 'prompts'}"
+    # One content-addressed cache, shared by the worker and the command (config.py).
+    assert lines[0].startswith("prompt cache: ")
+    cache = Path(lines[0].removeprefix("prompt cache: "))
     rendered = [Path(line.split(" -> ")[1]) for line in lines[1:-1]]
-    assert len(rendered) == 4 and all(p.is_file() for p in rendered)
+    assert len(rendered) == 4 and all(p.is_file() and p.parent == cache for p in rendered)
     assert lines[3].startswith(
         f"nodes.bye.prompt fi synthetic (espeak-ng, piper fallback: {fallback})"
     )

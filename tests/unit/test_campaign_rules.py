@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ivr.campaigns.rules import (
+    END_OF_DAY,
     CallingPolicy,
     Final,
     Outcome,
@@ -692,3 +693,69 @@ def test_pacer_rejects_bad_settings(
 ) -> None:
     with pytest.raises(ValueError, match=error):
         Pacer(rate, burst, max_concurrent)
+
+
+# --------------------------------------------------------------------------------------------
+# Windows that end at 24:00 (the end of the day)
+
+
+@pytest.mark.parametrize("spec", ["mon-sun 0-24", "mon-sun 00-24:00", "ma-su 0:00-24"])
+def test_a_whole_day_window_can_be_written(spec: str) -> None:
+    (window,) = parse_windows(spec)
+    assert window == Window(EVERY_DAY, time(0), END_OF_DAY)
+    assert str(window) == "mon-sun 00:00-24:00"
+    assert window.hours() == "00:00–24:00"
+    assert parse_windows(str(window)) == (window,)
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ("mon-fri 24-10", r"time '24' .* out of range \(00:00..23:59; 24:00 only ends"),
+        ("mon-fri 10-24:30", r"time '24:30' .* out of range \(00:00..24:00\)"),
+        ("mon-fri 10-25", r"time '25' .* out of range"),
+    ],
+)
+def test_24_is_only_an_end(spec: str, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        parse_windows(spec)
+
+
+WHOLE_DAY = CallingPolicy(windows=parse_windows("mon-sun 0-24"), allow_holidays=True)
+
+
+@pytest.mark.parametrize(
+    "day",
+    [
+        date(2026, 3, 29),  # spring forward in Helsinki: a 23-hour Sunday
+        date(2026, 10, 25),  # fall back: a 25-hour Sunday
+        date(2026, 6, 10),  # an ordinary Wednesday
+    ],
+)
+def test_a_whole_day_window_covers_every_instant_of_the_day(day: date) -> None:
+    start = datetime.combine(day, time(0), tzinfo=HEL).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=HEL).astimezone(UTC)
+    at = start
+    while at < end:  # every minute of the local day, both 03:xx hours of the autumn change
+        assert window_reason(WHOLE_DAY, at) is None, at.astimezone(HEL)
+        at += timedelta(minutes=1)
+    last = end - timedelta(microseconds=1)
+    assert window_reason(WHOLE_DAY, last) is None  # 23:59:59.999999: still inside
+    assert next_window_start(WHOLE_DAY, last) == last
+
+
+def test_a_window_ending_at_24_ends_at_the_next_midnight() -> None:
+    # Sunday 25 October 2026 is 25 hours long in Helsinki; the window runs to its very end.
+    policy = CallingPolicy(windows=parse_windows("sun 20-24"), allow_holidays=True)
+    assert window_reason(policy, hel(2026, 10, 25, 19, 59, 59)) is not None
+    assert window_reason(policy, hel(2026, 10, 25, 20)) is None
+    assert window_reason(policy, datetime(2026, 10, 25, 23, 59, 59, 999999, tzinfo=HEL)) is None
+    assert window_reason(policy, hel(2026, 10, 26)) == "no calling on Mondays"
+    # From Monday the next opening is the next Sunday at 20:00 (UTC+2 after the change).
+    assert next_window_start(policy, hel(2026, 10, 26)) == utc(2026, 11, 1, 18, 0)
+    # Sunday 24:00 and Monday 00:00 join: no gap at midnight.
+    joined = CallingPolicy(windows=parse_windows("sun 22-24, mon 0-2"), allow_holidays=True)
+    for minute in range(0, 240):
+        at = hel(2026, 10, 25, 22) + timedelta(minutes=minute)
+        assert window_reason(joined, at) is None, at
+    assert "outside calling hours 00:00–02:00" in str(window_reason(joined, hel(2026, 10, 26, 2)))

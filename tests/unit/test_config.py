@@ -149,3 +149,115 @@ def test_bad_speech_settings_are_named(tmp_path: Path, text: str, message: str) 
     (tmp_path / "ivr.toml").write_text(text)
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings({"IVR_DATA_DIR": str(tmp_path)})
+
+
+def test_trunk_qualify_is_off_by_default_and_checked(tmp_path: Path) -> None:
+    base = {"IVR_DATA_DIR": str(tmp_path)}
+    assert load_settings(environ=base).pbx.trunk_qualify_seconds == 0
+    on = load_settings(environ={**base, "IVR_PBX_TRUNK_QUALIFY_SECONDS": "60"})
+    assert on.pbx.trunk_qualify_seconds == 60
+    with pytest.raises(ConfigError, match="pbx.trunk_qualify_seconds: -1 is not between 0"):
+        load_settings(environ={**base, "IVR_PBX_TRUNK_QUALIFY_SECONDS": "-1"})
+    with pytest.raises(ConfigError, match="IVR_PBX_TRUNK_QUALIFY_SECONDS: expected an integer"):
+        load_settings(environ={**base, "IVR_PBX_TRUNK_QUALIFY_SECONDS": "often"})
+
+
+# Settings that go into Asterisk's config files: a value that could add config is refused.
+RENDERED_TEXT_SETTINGS = (
+    "trunk_host",
+    "trunk_username",
+    "trunk_password",
+    "trunk_from_domain",
+    "trunk_transport",
+    "bind_address",
+    "stasis_app",
+    "asterisk_binary",
+    "modules_dir",
+    "tree_dir",
+)
+BAD_CHARACTERS = ("\n", "\r", ";", "[", "]", "\t", "\x00", "\x1b", "\x7f")
+
+
+def _toml(text: str) -> str:
+    """``text`` for a TOML basic string (control characters as \\uXXXX escapes)."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+
+
+@pytest.mark.parametrize("bad", BAD_CHARACTERS, ids=repr)
+@pytest.mark.parametrize("setting", RENDERED_TEXT_SETTINGS)
+def test_rendered_settings_refuse_config_syntax_in_the_file(
+    tmp_path: Path, setting: str, bad: str
+) -> None:
+    (tmp_path / "ivr.toml").write_text(f'[pbx]\n{setting} = "{_toml(f"s3cr3t{bad}x")}"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={"IVR_DATA_DIR": str(tmp_path)})
+    assert str(err.value).startswith(f"pbx.{setting}: must not contain a newline")
+    assert "';', '[' or ']'" in str(err.value)
+    assert "s3cr3t" not in str(err.value)  # the value (a password?) is never quoted
+
+
+@pytest.mark.parametrize("bad", ["\n", "\r", ";", "[", "]", "\x1b"], ids=repr)
+@pytest.mark.parametrize("setting", RENDERED_TEXT_SETTINGS)
+def test_rendered_settings_refuse_config_syntax_in_the_environment(
+    tmp_path: Path, setting: str, bad: str
+) -> None:
+    variable = f"IVR_PBX_{setting.upper()}"
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={"IVR_DATA_DIR": str(tmp_path), variable: f"s3cr3t{bad}x"})
+    assert str(err.value).startswith(f"pbx.{setting}: must not contain a newline")
+    assert "s3cr3t" not in str(err.value)
+
+
+def test_a_trunk_password_with_a_newline_is_refused_naming_it(tmp_path: Path) -> None:
+    env = {
+        "IVR_DATA_DIR": str(tmp_path),
+        "IVR_PBX_TRUNK_HOST": "sip.example.net",
+        "IVR_PBX_TRUNK_PASSWORD": "hunter2\n[evil]\ntype = endpoint",
+    }
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ=env)
+    message = str(err.value)
+    assert message.startswith("pbx.trunk_password: must not contain a newline")
+    assert "cannot be escaped reliably" in message and "hunter2" not in message
+
+
+@pytest.mark.parametrize("bad", ["\n", ";", "[", "]"], ids=repr)
+def test_inbound_numbers_and_folders_refuse_config_syntax(tmp_path: Path, bad: str) -> None:
+    (tmp_path / "ivr.toml").write_text(f'[pbx]\ninbound_numbers = ["100", "{_toml(f"1{bad}2")}"]\n')
+    with pytest.raises(ConfigError, match=r"^pbx\.inbound_numbers\.1: must not contain"):
+        load_settings(environ={"IVR_DATA_DIR": str(tmp_path)})
+    folder = tmp_path / f"data{bad}dir"
+    with pytest.raises(ConfigError, match=r"^data_dir: must not contain"):
+        load_settings(environ={"IVR_DATA_DIR": str(folder)})
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("bind_address", "localhost", "pbx.bind_address: 'localhost' is not an IP address"),
+        ("trunk_host", "sip example.net", "pbx.trunk_host: 'sip example.net' is not a host"),
+        ("trunk_host", "a@b", "pbx.trunk_host: 'a@b' is not a host name"),
+        ("trunk_from_domain", "x:5060", "pbx.trunk_from_domain: 'x:5060' is not a host"),
+        ("trunk_username", "kunta user", "pbx.trunk_username: must not contain spaces"),
+        ("trunk_password", " pw", "pbx.trunk_password: must not start or end with a space"),
+    ],
+)
+def test_trunk_and_bind_values_are_checked(
+    tmp_path: Path, setting: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(environ={"IVR_DATA_DIR": str(tmp_path), f"IVR_PBX_{setting.upper()}": value})
+
+
+def test_ordinary_provider_values_are_accepted(tmp_path: Path) -> None:
+    env = {
+        "IVR_DATA_DIR": str(tmp_path),
+        "IVR_PBX_BIND_ADDRESS": "::1",
+        "IVR_PBX_TRUNK_HOST": "sip.operator-1.example.fi",
+        "IVR_PBX_TRUNK_FROM_DOMAIN": "192.0.2.10",
+        "IVR_PBX_TRUNK_USERNAME": "+358291234567",
+        "IVR_PBX_TRUNK_PASSWORD": "p@ss#w0rd!$%&/(){}=?'\"<>,.:-_",
+    }
+    pbx = load_settings(environ=env).pbx
+    assert pbx.trunk_password == env["IVR_PBX_TRUNK_PASSWORD"]
+    assert pbx.bind_address == "::1"

@@ -243,9 +243,10 @@ def test_a_flow_names_uploaded_prompts_and_the_store_plays_them(
     source = tmp_path / "tervehdys.wav"
     speech_file(source, loudness=-32.0)
     done = prompt_audio.upload(source, data_dir, name="kunnan-tervehdys")
-    store = PromptStore.from_settings(load_settings({"IVR_DATA_DIR": str(data_dir)}))
+    settings = load_settings({"IVR_DATA_DIR": str(data_dir), "IVR_CACHE_DIR": str(tmp_path)})
+    store = PromptStore.from_settings(settings)
     audio = store.resolve(flow, prompt, "fi", tmp_path)
-    assert audio.source == "recorded" and audio.path.parent == data_dir / "prompts"
+    assert audio.source == "recorded" and audio.path.parent == settings.prompt_cache_dir
     assert audio.path.read_bytes() == done.prompt.read_bytes()  # converted once, on upload
     assert calls == {"synthesize": 0, "convert": 1}
     with pytest.raises(PromptError) as caught:

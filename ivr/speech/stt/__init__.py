@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ivr.speech.stt.base import (
     FLAG_DESCRIPTIONS,
+    FLAG_EMPTY,
     FLAG_NO_SPEECH,
     FLAG_SILENT,
     FLAG_TOO_SHORT,
@@ -45,6 +46,7 @@ def make_engine(config: SttConfig) -> SpeechEngine:
 __all__ = [
     "ENGINES",
     "FLAG_DESCRIPTIONS",
+    "FLAG_EMPTY",
     "FLAG_NO_SPEECH",
     "FLAG_SILENT",
     "FLAG_TOO_SHORT",

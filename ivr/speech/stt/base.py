@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 # What `Transcript.flagged` can say. A flagged transcript has no text.
+FLAG_EMPTY = "empty"  # no audio at all (0 s, e.g. a hang-up at the beep): the model was not run
 FLAG_SILENT = "silent"  # nothing louder than the silence threshold: the model was not run
 FLAG_TOO_SHORT = "too_short"  # less speech than the minimum: the model was not run
 FLAG_NO_SPEECH = "no_speech"  # the model ran and heard no words
 
 FLAG_DESCRIPTIONS: Mapping[str, str] = {
+    FLAG_EMPTY: "the recording is empty (0 s); it was not transcribed",
     FLAG_SILENT: "the recording is silent; it was not transcribed",
     FLAG_TOO_SHORT: "the recording has too little speech; it was not transcribed",
     FLAG_NO_SPEECH: "the model heard no words in the recording",

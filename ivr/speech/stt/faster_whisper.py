@@ -272,7 +272,9 @@ class FasterWhisperEngine:
         language = language.strip().lower()
         if not language:
             raise ModelError("a language is required (fi, sv or en); it is never guessed")
-        spec = self.config.model_for(language)
+        # Screening first: an empty, silent or too-short recording is flagged even when the
+        # language has no model; the model is checked only when there is speech to decode.
+        spec = self.config.models.get(language) or self.config.default_model or ""
         prepared: list[Prepared | AudioError] = []
         for path in paths:
             try:
@@ -287,6 +289,7 @@ class FasterWhisperEngine:
         heard: dict[int, list[Segment]] = {}
         if speech:
             loaded = self.model_for(language)
+            spec = loaded.spec
             work = deque(
                 (index, window, 0)
                 for index, item in speech

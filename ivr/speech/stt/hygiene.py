@@ -24,7 +24,7 @@ import numpy.typing as npt
 from pydub import AudioSegment  # type: ignore[import-untyped]
 from pydub.exceptions import CouldntDecodeError  # type: ignore[import-untyped]
 
-from ivr.speech.stt.base import FLAG_SILENT, FLAG_TOO_SHORT, AudioError
+from ivr.speech.stt.base import FLAG_EMPTY, FLAG_SILENT, FLAG_TOO_SHORT, AudioError
 
 Samples = npt.NDArray[np.float32]
 
@@ -73,7 +73,9 @@ class Measure:
     speech_end: float
 
     def flag(self, settings: HygieneSettings) -> str | None:
-        """FLAG_SILENT, FLAG_TOO_SHORT, or None when the recording is worth transcribing."""
+        """FLAG_EMPTY, FLAG_SILENT, FLAG_TOO_SHORT, or None when it is worth transcribing."""
+        if self.audio_seconds == 0:
+            return FLAG_EMPTY
         if self.peak_dbfs < settings.silence_peak_dbfs or self.speech_seconds == 0:
             return FLAG_SILENT
         if self.speech_seconds < settings.min_speech_seconds:
@@ -207,8 +209,10 @@ def load_audio(path: Path) -> Audio:
         raise AudioError(path, f"not readable as audio ({exc})") from None
     except Exception as exc:  # the decoder's own failure, whatever it is: still the file's
         raise AudioError(path, f"not readable as audio ({type(exc).__name__}: {exc})") from None
-    if segment.frame_count() == 0 or segment.frame_rate <= 0:
-        raise AudioError(path, "the file contains no audio (0 samples)")
+    if segment.frame_rate <= 0:
+        raise AudioError(path, "the file contains no audio (no sample rate)")
+    if segment.frame_count() == 0:  # a valid file with 0 s of audio: flagged "empty"
+        return Audio(path=path, samples=np.zeros(0, dtype=np.float32), rate=int(segment.frame_rate))
     width = int(segment.sample_width)
     raw = np.asarray(segment.get_array_of_samples(), dtype=np.float64)
     raw /= float(1 << (8 * width - 1))
