@@ -695,9 +695,9 @@ class Bench:
         thanks = flow.nodes["thanks"].prompt
         assert thanks is not None
         paths = {
-            "q1": media.media(flow, q1.prompt, "fi"),
-            "no_input": media.media(flow, q1.no_input, "fi"),
-            "thanks": media.media(flow, thanks, "fi"),
+            "q1": media.render(flow, q1.prompt, "fi"),
+            "no_input": media.render(flow, q1.no_input, "fi"),
+            "thanks": media.render(flow, thanks, "fi"),
         }
         self.plain_timeout = q1.timeout
         self.plain_retries = q1.retries

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -14,6 +18,7 @@ from ivr.telephony.ari import AriClient, ari_client
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session
 
     from ivr.campaigns.admin import CampaignAdmin
     from ivr.campaigns.dialer import Dialer
@@ -62,7 +67,7 @@ class App:
         store = DbCallStore(
             make_session_factory(engine), node, jobs.enqueue_transcription, clock=self.clock
         )
-        prompts = PromptMedia(PromptStore.from_settings(settings, settings.cache_dir / "prompts"))
+        prompts = PromptMedia(PromptStore.from_settings(settings))
         flows: dict[str, Flow] = {}
         lines: dict[str, Line] = {}
         for spec in settings.lines:
@@ -71,6 +76,7 @@ class App:
             lines[spec.number] = Line(spec.number, flows[flow.id], spec.language or None)
         for flow in flows.values():
             prompts.prerender(flow)
+        prompts.prerender_apologies()
         from ivr.telephony.ari import SERVICE_EVENTS
 
         ari = self.ari()
@@ -130,11 +136,63 @@ class TelephonyParts:
         if dial:
             await self.dialer.start()
 
+    async def drain(
+        self,
+        seconds: float,
+        hurry: asyncio.Event | None = None,
+        say: Callable[[str], None] | None = None,
+    ) -> int:
+        """A graceful shutdown: stop dialling at once, refuse new inbound calls
+        (congestion), let the live calls go on for up to ``seconds`` (until ``hurry`` is
+        set: a second signal), then hang up the rest as ``interrupted`` so their attempts
+        are retried. Returns how many calls were ended as interrupted.
+
+        Whatever is not recorded within a short grace after the hang-ups (a busy database)
+        stays for the next start's reconcile, which marks those calls interrupted and
+        settles their attempts: nothing is lost."""
+        say = say or logging.getLogger(__name__).warning
+        loop = asyncio.get_running_loop()
+        self.service.refuse_new_calls = True
+        await self.dialer.stop_dialling()
+        live = self.service.live_calls()
+        say(
+            f"shutting down: dialling stopped, new inbound calls refused (congestion); "
+            f"draining {live} live call{'s' if live != 1 else ''} for up to {seconds:g} s"
+        )
+        idle = await self.service.wait_idle(seconds, hurry)
+        ended = [] if idle else await self.service.end_live_calls()
+        grace_end = loop.time() + (2.0 if hurry is not None and hurry.is_set() else 10.0)
+        await self.service.wait_idle(max(0.0, grace_end - loop.time()))
+        unsettled = await self.dialer.wait_settled(max(0.0, grace_end - loop.time()))
+        if ended:
+            with contextlib.suppress(Exception):  # only the wording of the reason
+                await self.store.writer.run(lambda s: _shutdown_reason(s, ended, seconds))
+        left = self.service.live_calls() + unsettled
+        say(
+            f"ended {len(ended)} call{'s' if len(ended) != 1 else ''} as interrupted"
+            + (f"; {left} left for the next start's reconcile" if left else "")
+        )
+        return len(ended)
+
     async def close(self) -> None:
         await self.dialer.stop()
         await self.service.stop()
         self.store.close()
         self.engine.dispose()
+
+
+def _shutdown_reason(s: Session, call_ids: list[str], seconds: float) -> None:
+    """Say why the calls ended at a shutdown were cut (their sessions say "interrupted")."""
+    import sqlalchemy as sa
+
+    from ivr.store.models import Call, CallStatus
+
+    s.execute(
+        sa.update(Call)
+        .where(Call.id.in_(call_ids), Call.status == CallStatus.INTERRUPTED)
+        .values(end_reason=f"the telephony worker shut down ({seconds:g} s drain passed)")
+        .execution_options(synchronize_session=False)
+    )
 
 
 def load_app(settings: Settings | None = None, clock: Clock = system_clock) -> App:

@@ -44,12 +44,13 @@ from ivr.store.models import (
     Contact,
 )
 from ivr.store.writer import DbWriter
-from ivr.telephony.ari import AriError
 from ivr.telephony.service import OutboundCall, TelephonyService
 
 log = logging.getLogger(__name__)
 
 DIALER_FAILED = "the dialer failed"
+ASTERISK_DOWN = "Asterisk unreachable"
+TRUNK_FAILING = "calls failing at the trunk"
 
 # How a finished call's status maps onto an attempt outcome.
 STATUS_OUTCOME: dict[str, str] = {
@@ -107,6 +108,13 @@ class Running:
     default_language: str
     in_flight: set[str] = field(default_factory=set)  # attempt ids
     reason: str | None = None
+    # Calls that could not be placed (trunk refusing them): no claims before this
+    # (monotonic) time; the back-off doubles while it goes on.
+    hold_until: float = 0.0
+    backoff: float = 0.0
+    # Why the last attempts were put off (a dial-time rule) or retried: said in the status
+    # while the campaign waits.
+    waiting_why: str | None = None
 
 
 class Dialer:
@@ -145,6 +153,7 @@ class Dialer:
         self._calls: set[asyncio.Task[None]] = set()
         self._last_refresh = -1e9
         self.placed = 0  # calls placed by this dialer (for status and benchmarks)
+        self.outage_since: datetime | None = None  # Asterisk unreachable since (the clock)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -180,17 +189,7 @@ class Dialer:
             if call is None:
                 # Marked originated, but the call row (written before the originate) is
                 # missing: the call was never placed. It goes back to the queue unspent.
-                s.execute(
-                    sa.update(Attempt)
-                    .where(Attempt.id == attempt.id, Attempt.state == AttemptState.DIALING)
-                    .values(
-                        state=AttemptState.DUE,
-                        channel_id=None,
-                        started_at=None,
-                        claimed_by=None,
-                        claimed_at=None,
-                    )
-                )
+                cstore.return_unplaced(s, attempt.id)
                 continue
             status = call.status.value
             if status == CallStatus.ACTIVE.value:
@@ -309,18 +308,45 @@ class Dialer:
                 reason = f"{window}; next calls at " + (
                     local.strftime("%a %d.%m. %H:%M") if local else "never"
                 )
+            elif run.reason and run.reason.startswith((ASTERISK_DOWN, TRUNK_FAILING)):
+                reason = run.reason
             elif not due_now and not run.in_flight and next_due is not None:
                 due = next_due if next_due.tzinfo else next_due.replace(tzinfo=UTC)
                 local = due.astimezone(ZoneInfo(run.policy.timezone))
-                reason = f"waiting for retries; next at {local.strftime('%a %d.%m. %H:%M')}"
+                why = f" ({run.waiting_why})" if run.waiting_why else ""
+                reason = f"waiting for retries{why}; next at {local.strftime('%a %d.%m. %H:%M')}"
             else:
                 reason = run.reason  # dialing (None), or a problem the last pass met
             campaign = s.get(Campaign, cid)
             if campaign is not None and campaign.status_reason != reason:
                 campaign.status_reason = reason
 
+    def _asterisk_reachable(self) -> bool:
+        """False while the ARI connection is down: nothing is claimed then, and the
+        campaigns say since when (no resident's attempt is spent on an outage)."""
+        down = self.service.connection_lost.is_set() or not self.service.ari.connected.is_set()
+        if not down:
+            if self.outage_since is not None:
+                log.info("Asterisk reachable again: dialling resumes")
+                self.outage_since = None
+                for run in self.campaigns.values():
+                    if run.reason and run.reason.startswith(ASTERISK_DOWN):
+                        run.reason = None
+            return True
+        if self.outage_since is None:
+            self.outage_since = self.clock()
+            log.warning("Asterisk unreachable: dialling stops until it is back")
+        for run in self.campaigns.values():
+            since = self.outage_since.astimezone(ZoneInfo(run.policy.timezone))
+            run.reason = f"{ASTERISK_DOWN} since {since.strftime('%H:%M')}"
+        return False
+
     async def _dial_pass(self) -> None:
+        if not self._asterisk_reachable():
+            return
         for run in list(self.campaigns.values()):
+            if self.monotonic() < run.hold_until:
+                continue
             room = min(
                 run.pacer.available(self.monotonic(), len(run.in_flight)),
                 self.max_placing - self._placing,
@@ -386,6 +412,7 @@ class Dialer:
                     (attempt, language.value if language is not None else run.default_language)
                 )
             elif retry_at is not None:
+                run.waiting_why = reason
                 self._reschedule(s, attempt.id, retry_at)
             else:
                 cstore.finish_attempt(
@@ -476,23 +503,38 @@ class Dialer:
                 call_id=attempt.id,
                 variables=None,
             )
-        except Exception as exc:  # not placed (Asterisk refused it, the database failed...)
-            run.in_flight.discard(attempt.id)
-            if isinstance(exc, AriError):
-                run.reason = f"cannot place calls: {exc}"
-                message = str(exc)
-            else:
-                log.exception("placing attempt %s failed", attempt.id)
-                message = f"could not place the call: {exc}"
-            await self._db(
-                lambda s: self._settle(s, attempt, "failed", detail=message, ended_at=self.clock())
-            )
+        except Exception as exc:  # not placed: the call's row could not be written...
+            log.exception("placing attempt %s failed", attempt.id)
+            await self._not_placed(run, attempt, f"could not place the call: {exc!r}")
             return
         finally:
             self._placing -= 1
+        if not out.placed:
+            await self._not_placed(run, attempt, out.detail or "the call could not be placed")
+            return
         self.placed += 1
-        run.reason = None
+        run.backoff = 0.0
+        if run.reason and run.reason.startswith(TRUNK_FAILING):
+            run.reason = None
         await self._follow(run, attempt, out)
+
+    async def _not_placed(self, run: Running, attempt: Attempt, detail: str) -> None:
+        """The call was not placed: the attempt goes back unspent, and the campaign holds
+        off (2 s, doubling to a minute) saying why, until a call gets through again."""
+        run.in_flight.discard(attempt.id)
+        if ": 0 no answer from Asterisk" in detail:  # ARI did not answer at all
+            run.reason = f"{ASTERISK_DOWN}: {detail}"[:300]
+        else:
+            run.reason = f"{TRUNK_FAILING}: {detail}"[:300]
+        run.backoff = min(max(2.0, run.backoff * 2), 60.0)
+        run.hold_until = self.monotonic() + run.backoff
+        retry_at = self.clock() + timedelta(seconds=run.backoff)
+        for retry in range(10):
+            try:
+                await self._db(lambda s: cstore.return_unplaced(s, attempt.id, retry_at))
+                return
+            except sa.exc.OperationalError:
+                await asyncio.sleep(0.5 * (retry + 1))
 
     async def _follow(self, run: Running, attempt: Attempt, out: OutboundCall) -> None:
         try:
@@ -500,9 +542,22 @@ class Dialer:
         finally:
             run.in_flight.discard(attempt.id)
         outcome = STATUS_OUTCOME.get(status, "failed")
-        detail = f"SIP {out.sip_code}" if out.sip_code else None
+        detail = (
+            "; ".join(
+                part
+                for part in (
+                    out.detail,
+                    f"SIP {out.sip_code}" if out.sip_code else None,
+                    f"Q.850 cause {out.cause}" if out.cause and outcome != "completed" else None,
+                )
+                if part
+            )
+            or None
+        )
         if outcome == "failed":
             run.reason = f"calls fail ({detail or 'no answer from the trunk'}): is the trunk up?"
+        elif outcome in ("busy", "no_answer", "interrupted", "partial"):
+            run.waiting_why = outcome.replace("_", " ")
         for retry in range(10):  # a busy database must not leave the attempt in flight
             try:
                 await self._db(
@@ -578,3 +633,48 @@ class Dialer:
             )
         if isinstance(decision, rules.Retry):
             cstore.add_retry(s, done, decision.due_at)
+
+    # ------------------------------------------------------------------ shutdown
+    async def stop_dialling(self) -> None:
+        """Claim and place no more calls (a graceful shutdown). The calls already placed
+        are still followed, so their attempts get their real outcomes; an attempt claimed
+        but not placed goes back to the queue unspent."""
+        import inspect
+
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for task in list(self._calls):
+            coro = task.get_coro()
+            if inspect.iscoroutine(coro) and (
+                inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
+            ):
+                task.cancel()  # never ran: its call was not placed
+                attempt_id = task.get_name().removeprefix("place-")
+                for run in self.campaigns.values():
+                    run.in_flight.discard(attempt_id)
+        placing = {a for run in self.campaigns.values() for a in run.in_flight}
+        returned = await self._db(lambda s: self._return_claimed(s, placing))
+        if returned:
+            log.info("stopped dialling: %s claimed attempt(s) back in the queue", returned)
+
+    def _return_claimed(self, s: Session, placing: set[str]) -> int:
+        """Attempts this node claimed whose call was never placed: back to the queue."""
+        returned = 0
+        for attempt in cstore.stale_dialing(s, self.node):
+            if attempt.id in placing:
+                continue
+            placed = s.scalar(sa.select(Call.id).where(Call.attempt_id == attempt.id).limit(1))
+            if placed is None and cstore.return_unplaced(s, attempt.id):
+                returned += 1
+        return returned
+
+    async def wait_settled(self, timeout: float) -> int:
+        """Wait at most ``timeout`` seconds until the attempts of the calls placed are
+        settled; returns how many are not (the next start's reconcile settles those)."""
+        pending = {task for task in self._calls if not task.done()}
+        if pending and timeout > 0:
+            _, pending = await asyncio.wait(pending, timeout=timeout)
+        return len(pending)

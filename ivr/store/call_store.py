@@ -157,14 +157,19 @@ class DbCallStore:
             log.warning("opt-out of %r not stored: %s", phone_number, exc)
 
     async def ended(
-        self, call_id: str, status: str, node_id: str | None, cause: int | None
+        self,
+        call_id: str,
+        status: str,
+        node_id: str | None,
+        cause: int | None,
+        reason: str | None = None,
     ) -> None:
         now = self.clock()
 
         def work(s: Session) -> None:
             if node_id is not None:
                 repo.set_progress(s, call_id, node_id=node_id)
-            repo.end_call(s, call_id, status, cause=cause, at=now)
+            repo.end_call(s, call_id, status, cause=cause, at=now, reason=reason)
 
         await self._run(work)
 
@@ -175,6 +180,9 @@ class DbCallStore:
         now = self.clock()
         await self._run(lambda s: repo.end_call(s, call_id, status, cause=cause, at=now))
 
+    async def discard_unplaced(self, call_id: str) -> None:
+        await self._run(lambda s: repo.discard_unplaced_call(s, call_id))
+
     async def interrupt_orphans(self, live_call_ids: set[str]) -> int:
         now = self.clock()
 
@@ -183,7 +191,9 @@ class DbCallStore:
                 c.id for c in repo.active_calls(s, self.node_name) if c.id not in live_call_ids
             ]
             for call_id in stale:
-                repo.end_call(s, call_id, CallStatus.INTERRUPTED, at=now)
+                repo.end_call(
+                    s, call_id, CallStatus.INTERRUPTED, at=now, reason="orphaned: not running here"
+                )
             return len(stale)
 
         return await self._run(work)

@@ -685,6 +685,30 @@ def release_attempt(s: Session, attempt_id: str) -> Attempt:
     return released
 
 
+def return_unplaced(s: Session, attempt_id: str, due_at: datetime | None = None) -> bool:
+    """An attempt marked originated whose call never reached the network (Asterisk
+    unreachable, the trunk refused it, the worker died before the originate) goes back to
+    the queue unspent: no start time, so it counts neither as an attempt nor as "called
+    today". ``due_at``: when to try again (None: keep its due time). False if it was not
+    dialling any more."""
+    values: dict[str, Any] = {
+        "state": AttemptState.DUE,
+        "channel_id": None,
+        "started_at": None,
+        "claimed_by": None,
+        "claimed_at": None,
+    }
+    if due_at is not None:
+        values["due_at"] = due_at
+    done = s.execute(
+        sa.update(Attempt)
+        .where(Attempt.id == attempt_id, Attempt.state == AttemptState.DIALING)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(_rowcount(done))
+
+
 def stale_dialing(s: Session, node: str) -> list[Attempt]:
     """Attempts this node left in ``dialing`` (after a crash: reconcile each one)."""
     return list(
@@ -766,8 +790,8 @@ def _finish_block(block: dict[str, Any]) -> dict[str, Any]:
 def funnel(s: Session, campaign_id: str) -> dict[str, Any]:
     """The campaign's funnel, counted in SQL (grouped by language and age group):
 
-    - ``contacts``; ``numbers_attempted``: contacts with at least one finished attempt that
-      was dialled (not ``skipped``); ``calls_placed``: finished attempts except skipped;
+    - ``contacts``; ``numbers_attempted``: contacts with at least one attempt placed (in
+      flight now, or finished and not ``skipped``); ``calls_placed``: those attempts;
     - ``answered``: finished attempts with ``answered_at`` (or an answered outcome);
       ``survey_started``: answered attempts whose call has at least one answer;
     - ``completed``, ``opted_out``: contacts with an attempt of that outcome;
@@ -778,7 +802,11 @@ def funnel(s: Session, campaign_id: str) -> dict[str, Any]:
     """
     _campaign(s, campaign_id)
     done = Attempt.state == AttemptState.DONE
-    placed = sa.and_(done, Attempt.outcome != AttemptOutcome.SKIPPED)
+    # A call counts from the moment it is placed (in flight now, or finished dialled).
+    placed = sa.or_(
+        sa.and_(done, Attempt.outcome != AttemptOutcome.SKIPPED),
+        sa.and_(Attempt.state == AttemptState.DIALING, Attempt.started_at.is_not(None)),
+    )
     answered = sa.and_(
         done, sa.or_(Attempt.answered_at.is_not(None), Attempt.outcome.in_(ANSWERED_OUTCOMES))
     )

@@ -150,6 +150,9 @@ class Call(Base):
     answered_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     hangup_cause: Mapped[int | None]  # the Q.850 cause Asterisk reported
+    # Why a call failed or was cut (an ARI request refused, a database fault, Asterisk
+    # gone), in words for staff; NULL for a call that ended normally.
+    end_reason: Mapped[str | None] = mapped_column(sa.String(300))
     last_node_id: Mapped[str | None] = mapped_column(sa.String(100))
     attempt_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)  # campaigns
 

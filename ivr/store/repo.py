@@ -137,6 +137,7 @@ def end_call(
     cause: int | None = None,
     *,
     at: datetime,
+    reason: str | None = None,
 ) -> bool:
     """Give an active call its final status; False if it had already ended (kept as it was)."""
     final = CallStatus(status)
@@ -145,7 +146,7 @@ def end_call(
     ended = session.scalars(
         sa.update(Call)
         .where(Call.id == call_id, Call.status == CallStatus.ACTIVE)
-        .values(status=final, hangup_cause=cause, ended_at=at)
+        .values(status=final, hangup_cause=cause, ended_at=at, end_reason=reason)
         .returning(Call.id)
         .execution_options(synchronize_session="fetch")
     ).all()
@@ -165,6 +166,12 @@ def interrupt_active_calls(session: Session, node_name: str, at: datetime) -> in
         .execution_options(synchronize_session="fetch")
     ).all()
     return len(interrupted)
+
+
+def discard_unplaced_call(session: Session, call_id: str) -> None:
+    """Remove the row of an outbound call that never reached the network (its originate
+    failed): it was never a call, so it is neither counted nor reported."""
+    session.execute(sa.delete(Call).where(Call.id == call_id, Call.answered_at.is_(None)))
 
 
 def get_call(session: Session, call_id: str) -> Call | None:

@@ -18,6 +18,7 @@ told with the synthetic events ``IvrAriConnected`` (``{"reconnect": bool}``) and
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -59,10 +60,15 @@ SERVICE_EVENTS = (
 )
 
 
+class _WebsocketLost(Exception):
+    """The events websocket closed while a REST request on it awaited its answer."""
+
+
 class AriError(Exception):
     def __init__(self, status: int, method: str, path: str, message: str) -> None:
         super().__init__(f"ARI {method} {path}: {status} {message}")
         self.status = status
+        self.path = path
 
 
 @dataclass(frozen=True)
@@ -137,10 +143,10 @@ class AriClient:
         event_filter: tuple[str, ...] | None = None,
     ) -> None:
         self.base = f"http://{host}:{port}/ari"
-        self.ws_url = (
-            f"ws://{host}:{port}/ari/events?app={quote(app)}"
-            f"&api_key={quote(username)}:{quote(password)}&subscribeAll=false"
-        )
+        self.ws_url = f"ws://{host}:{port}/ari/events?app={quote(app)}&subscribeAll=false"
+        # The credentials go in a header, never in the URL (URLs end up in logs).
+        token = base64.b64encode(f"{username}:{password}".encode()).decode()
+        self._ws_headers = {"Authorization": f"Basic {token}"}
         self.app = app
         self._auth = (username, password)
         self._reconnect = (reconnect_min, reconnect_max)
@@ -237,7 +243,12 @@ class AriClient:
         while not self._closing:
             try:
                 async with websockets.connect(
-                    self.ws_url, open_timeout=5, ping_interval=5, ping_timeout=5, max_size=None
+                    self.ws_url,
+                    additional_headers=self._ws_headers,
+                    open_timeout=5,
+                    ping_interval=5,
+                    ping_timeout=5,
+                    max_size=None,
                 ) as ws:
                     reconnect = self.connections > 0
                     self.connections += 1
@@ -343,7 +354,12 @@ class AriClient:
         clean = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         ws = self._ws
         if ws is not None:
-            return await self._ws_request(ws, method, path, clean, body)
+            try:
+                return await self._ws_request(ws, method, path, clean, body)
+            except _WebsocketLost:
+                # The websocket closed under the request (a reconnect): Asterisk may still
+                # be there, so the request goes once more over HTTP.
+                log.info("ARI %s %s: the websocket closed; retrying over HTTP", method, path)
         self.http_requests += 1
         try:
             resp = await self._http.request(method, path, params=clean, json=body)
@@ -366,7 +382,9 @@ class AriClient:
         try:
             await ws.send(json.dumps(message))
             reply = await asyncio.wait_for(future, self.timeout)
-        except (ConnectionError, TimeoutError, websockets.WebSocketException) as exc:
+        except (ConnectionError, websockets.WebSocketException) as exc:
+            raise _WebsocketLost(str(exc)) from None
+        except TimeoutError as exc:
             raise AriError(0, method, path, f"no answer from Asterisk: {exc}") from None
         finally:
             self._pending.pop(request_id, None)

@@ -60,6 +60,7 @@ class CallStore(CallRecorder, Protocol):
         self, call_id: str, outcome: str, cause: int | None, sip_code: int | None
     ) -> None: ...
     async def interrupt_orphans(self, live_call_ids: set[str]) -> int: ...
+    async def discard_unplaced(self, call_id: str) -> None: ...
 
 
 @dataclass
@@ -75,6 +76,8 @@ class OutboundCall:
     ended_at: datetime | None = None
     cause: int | None = None  # Q.850
     sip_code: int | None = None
+    detail: str | None = None  # why it failed (an ARI or database fault), for the attempt
+    placed: bool = True  # False: the originate failed; the call never reached the network
 
 
 class TelephonyService:
@@ -105,6 +108,13 @@ class TelephonyService:
         self._remove_listener: Callable[[], None] | None = None
         self.reconciled = asyncio.Event()
         self.connection_lost = asyncio.Event()  # set while ARI is disconnected
+        self._outage: asyncio.Task[None] | None = None
+        # Reconcile must not touch calls set up while its snapshot was taken: each call is
+        # numbered when it is registered, and calls being created are known by id.
+        self._registered = 0
+        self._reg_no: dict[str, int] = {}  # channel id -> registration number
+        self._creating: set[str] = set()  # call ids whose row/channel is being set up
+        self.refuse_new_calls = False  # shutting down: inbound calls get congestion (503)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -129,8 +139,30 @@ class TelephonyService:
         if not task.cancelled() and task.exception() is not None:
             log.error("telephony task %s failed", task.get_name(), exc_info=task.exception())
 
+    async def _channel_exists(self, channel_id: str) -> bool | None:
+        """Asterisk's word on one channel (None: it did not answer)."""
+        try:
+            await self.ari.request("GET", f"/channels/{channel_id}")
+        except AriError as exc:
+            return False if exc.status == 404 else None
+        return True
+
+    def _register(self, channel_id: str) -> None:
+        self._registered += 1
+        self._reg_no[channel_id] = self._registered
+
+    #: A channel of our app that no call owns is hung up only if it still has no owner
+    #: this long after the snapshot (its StasisStart may be on its way to us).
+    ORPHAN_GRACE = 2.0
+
     async def reconcile(self) -> None:
-        """Hang up channels of our app that no session owns; mark orphaned calls interrupted."""
+        """Hang up channels of our app that no session owns; mark orphaned calls interrupted.
+
+        Only what existed before the ``/channels`` snapshot is judged by it: a call
+        registered later or being set up is never touched. And events may still be on
+        their way (a channel destroyed, a StasisStart): whatever looks wrong is judged again
+        after ``ORPHAN_GRACE``, against what we know then."""
+        mark = self._registered
         try:
             channels = await self.ari.request("GET", "/channels")
         except AriError as exc:
@@ -138,34 +170,117 @@ class TelephonyService:
             return
         app = self.ari.app
         present = {c["id"] for c in channels}
-        # Calls whose channel vanished while we were not listening (Asterisk restarted).
+        stasis = {
+            c["id"]
+            for c in channels
+            if c.get("dialplan", {}).get("app_name") == "Stasis"
+            and str(c.get("dialplan", {}).get("app_data", "")).split(",")[0] == app
+        }
+
+        def before_snapshot(channel_id: str) -> bool:
+            return self._reg_no.get(channel_id, mark + 1) <= mark
+
+        def owned() -> set[str]:
+            return set(self.sessions) | set(self._outbound) | set(self.bridges)
+
+        def gone_sessions() -> list[str]:
+            return [c for c in self.sessions if c not in present and before_snapshot(c)]
+
+        def gone_outbound() -> list[str]:
+            return [
+                c
+                for c in self._outbound
+                if c not in present and c not in self.sessions and before_snapshot(c)
+            ]
+
+        def answered_unseen() -> list[str]:
+            return [
+                c
+                for c in self._outbound
+                if c in stasis and c not in self.sessions and before_snapshot(c)
+            ]
+
+        def unowned() -> list[str]:
+            return [c for c in stasis if c not in owned()]
+
+        # Events lost while we were disconnected: playbacks and recordings that ended.
         for channel_id, session in list(self.sessions.items()):
-            if channel_id not in present:
+            if channel_id in present and before_snapshot(channel_id):
+                self._spawn(session.resync(), f"resync-{session.info.call_id}")
+        if gone_sessions() or gone_outbound() or answered_unseen() or unowned():
+            await asyncio.sleep(self.ORPHAN_GRACE)
+        # Calls whose channel vanished while we were not listening (Asterisk restarted).
+        for channel_id in gone_sessions():
+            if await self._channel_exists(channel_id) is not False:
+                continue  # the list missed it: the call goes on
+            session = self.sessions.get(channel_id)
+            if session is not None:
                 log.warning("reconcile: channel %s is gone: call interrupted", channel_id)
                 session.interrupt()
-        for channel_id, out in list(self._outbound.items()):
-            if channel_id not in present and channel_id not in self.sessions:
-                self._outbound.pop(channel_id, None)
-                out.ended_at = self.clock()
-                await self.store.not_answered(out.call_id, "interrupted", None, None)
-                if not out.done.done():
-                    out.done.set_result("interrupted")
-        owned = set(self.sessions) | set(self._outbound) | set(self.bridges)
-        for channel in channels:
-            dialplan = channel.get("dialplan", {})
-            in_app = dialplan.get("app_name") == "Stasis" and (
-                str(dialplan.get("app_data", "")).split(",")[0] == app
+        for channel_id in gone_outbound():
+            if await self._channel_exists(channel_id) is not False or (
+                channel_id not in self._outbound
+            ):
+                continue  # the list missed it, or its own end came meanwhile
+            log.warning("reconcile: outbound channel %s is gone: call interrupted", channel_id)
+            out = self._outbound.pop(channel_id)
+            self._reg_no.pop(channel_id, None)
+            out.ended_at = self.clock()
+            out.detail = "the call vanished while Asterisk was out of reach"
+            await self.store.not_answered(out.call_id, "interrupted", None, None)
+            if not out.done.done():
+                out.done.set_result("interrupted")
+        # Outbound calls answered (their StasisStart) while we were not listening.
+        for channel_id in answered_unseen():
+            out = self._outbound[channel_id]
+            log.warning("reconcile: call %s was answered unseen: its flow starts", out.call_id)
+            out.answered_at = out.answered_at or self.clock()
+            self._start_session(
+                SessionInfo(
+                    out.call_id, channel_id, out.flow, out.language, out.number, self.recordings_dir
+                )
             )
-            if in_app and channel["id"] not in owned:
-                log.warning("reconcile: hanging up orphaned channel %s", channel["id"])
-                with contextlib.suppress(AriError):
-                    await self.ari.hangup(channel["id"])
+        for channel_id in unowned():
+            if await self._channel_exists(channel_id) is not True or channel_id in owned():
+                continue
+            log.warning("reconcile: hanging up orphaned channel %s", channel_id)
+            with contextlib.suppress(AriError):
+                await self.ari.hangup(channel_id)
         live = {s.info.call_id for s in self.sessions.values()}
         live |= {c.call_id for c in self._outbound.values()}
+        live |= self._creating
         count = await self.store.interrupt_orphans(live)
         if count:
             log.warning("reconcile: %d call(s) marked interrupted", count)
         self.reconciled.set()
+
+    #: Asterisk gone this long: the calls it carried are ended ``interrupted`` (its channels
+    #: died with it; if it was only the connection, reconcile hangs them up on reconnect).
+    OUTAGE_GRACE = 10.0
+
+    async def _end_calls_after_outage(self) -> None:
+        await asyncio.sleep(self.OUTAGE_GRACE)
+        if not self.connection_lost.is_set():
+            return
+        log.warning(
+            "Asterisk unreachable for %.0f s: %d call(s) end interrupted",
+            self.OUTAGE_GRACE,
+            len(self.sessions) + len(self._outbound),
+        )
+        for session in list(self.sessions.values()):
+            session.interrupt()
+        for channel_id, out in list(self._outbound.items()):
+            if channel_id in self.sessions:
+                continue
+            self._outbound.pop(channel_id, None)
+            out.ended_at = self.clock()
+            out.detail = "Asterisk unreachable"
+            try:
+                await self.store.not_answered(out.call_id, "interrupted", None, None)
+            except Exception:
+                log.exception("call %s: its interruption could not be stored", out.call_id)
+            if not out.done.done():
+                out.done.set_result("interrupted")
 
     # ------------------------------------------------------------------ outbound
     async def call(
@@ -192,17 +307,21 @@ class TelephonyService:
             asyncio.get_running_loop().create_future(),
             started_at=self.clock(),
         )
-        await self.store.create(
-            call_id=call_id,
-            direction="outbound",
-            flow=flow,
-            channel_id=channel_id,
-            line_number=None,
-            remote_number=number,
-            language=language or flow.default_language,
-            attempt_id=attempt_id,
-        )
-        self._outbound[channel_id] = out
+        self._creating.add(call_id)
+        try:
+            await self.store.create(
+                call_id=call_id,
+                direction="outbound",
+                flow=flow,
+                channel_id=channel_id,
+                line_number=None,
+                remote_number=number,
+                language=language or flow.default_language,
+                attempt_id=attempt_id,
+            )
+            self._outbound[channel_id] = out
+        finally:
+            self._creating.discard(call_id)
         try:
             await self.ari.originate(
                 f"PJSIP/{number}@{self.trunk}",
@@ -215,9 +334,24 @@ class TelephonyService:
                     **(variables or {}),
                 },
             )
+            # Numbered once the channel exists: a reconcile whose snapshot was asked for
+            # before this point does not judge the call by it.
+            if channel_id in self._outbound:
+                self._register(channel_id)
         except AriError as exc:
+            # Never placed: Asterisk unreachable (status 0) or it refused the originate
+            # (e.g. 500 Allocation failed: the trunk is unreachable). Not the resident's
+            # outcome: the call row goes, and the caller (the dialer) spends no attempt.
             self._outbound.pop(channel_id, None)
-            await self.store.not_answered(call_id, Outcome.FAILED.value, None, None)
+            self._reg_no.pop(channel_id, None)
+            out.placed = False
+            out.detail = str(exc)
+            out.ended_at = self.clock()
+            try:
+                await self.store.discard_unplaced(call_id)
+            except Exception:
+                log.exception("the row of the unplaced call %s could not be removed", call_id)
+                await self.store.not_answered(call_id, Outcome.FAILED.value, None, None)
             out.done.set_result(Outcome.FAILED.value)
             log.warning("originate to %s failed: %s", number, exc)
         return out
@@ -226,10 +360,16 @@ class TelephonyService:
     async def _on_event(self, event: AriEvent) -> None:
         if event.type == DISCONNECTED:
             self.connection_lost.set()
+            if self._outage is None:
+                self._outage = asyncio.create_task(self._end_calls_after_outage())
             return
         if event.type == CONNECTED:
             self.connection_lost.clear()
+            if self._outage is not None:
+                self._outage.cancel()
+                self._outage = None
         if event.type == CONNECTED and event.data.get("reconnect"):
+            self.reconciled.clear()  # set again when this reconcile is done
             self._spawn(self.reconcile(), "reconcile")
             return
         if event.type == "StasisStart":
@@ -249,6 +389,7 @@ class TelephonyService:
             and channel not in self.sessions  # a running session reports its own end
         ):
             out = self._outbound.pop(channel)
+            self._reg_no.pop(channel, None)
             if not out.done.done():
                 # Never answered: busy, no answer, declined, unallocated, failed.
                 cause = event.data.get("cause")
@@ -264,6 +405,8 @@ class TelephonyService:
         channel_id = event.channel_id or ""
         args = event.args
         kind = args[0] if args else ""
+        if kind == "inbound" and await self._refused(channel_id):
+            return
         if kind == "inbound":
             number = args[1] if len(args) > 1 else ""
             line = self.lines.get(number)
@@ -275,16 +418,25 @@ class TelephonyService:
             caller = event.data.get("channel", {}).get("caller", {}).get("number") or None
             call_id = uuid.uuid4().hex
             remote = None if line.flow.anonymous else caller
-            await self.store.create(
-                call_id=call_id,
-                direction="inbound",
-                flow=line.flow,
-                channel_id=channel_id,
-                line_number=number,
-                remote_number=remote,
-                language=line.language or line.flow.default_language,
-                attempt_id=None,
-            )
+            self._creating.add(call_id)
+            try:
+                await self.store.create(
+                    call_id=call_id,
+                    direction="inbound",
+                    flow=line.flow,
+                    channel_id=channel_id,
+                    line_number=number,
+                    remote_number=remote,
+                    language=line.language or line.flow.default_language,
+                    attempt_id=None,
+                )
+            except Exception:
+                # No call row, no session: the caller hears congestion, not silence.
+                log.exception("inbound call on %s not stored: hanging up", number)
+                self._creating.discard(call_id)
+                with contextlib.suppress(AriError):
+                    await self.ari.hangup(channel_id, reason="congestion")
+                return
             with contextlib.suppress(AriError):
                 await self.ari.answer(channel_id)
             self._start_session(
@@ -296,9 +448,12 @@ class TelephonyService:
                     remote,
                     self.recordings_dir,
                     caller_number=caller,
+                    inbound=True,
                 )
             )
         elif kind == "outbound":
+            if channel_id in self.sessions:
+                return  # reconcile started its flow already (its StasisStart came late)
             out = self._outbound.get(channel_id)
             if out is not None:
                 out.answered_at = self.clock()
@@ -325,6 +480,9 @@ class TelephonyService:
             connection_lost=self.connection_lost,
         )
         self.sessions[info.channel_id] = session
+        self._creating.discard(info.call_id)
+        if info.channel_id not in self._reg_no:
+            self._register(info.channel_id)
         self._spawn(self._run_session(session), f"call-{info.call_id}")
 
     async def _run_session(self, session: CallSession) -> None:
@@ -334,6 +492,7 @@ class TelephonyService:
             status = await session.run()
         finally:
             self.sessions.pop(channel, None)
+            self._reg_no.pop(channel, None)
             out = self._outbound.pop(channel, None)
             if session.bridged is not None:
                 agent, bridge = session.bridged
@@ -342,6 +501,7 @@ class TelephonyService:
             if out is not None and not out.done.done():
                 out.ended_at = session.ended_at or self.clock()
                 out.cause = session.hangup_cause
+                out.detail = session.failure
                 out.done.set_result(status)
 
     async def _unbridge(self, channel: str) -> None:
@@ -353,3 +513,78 @@ class TelephonyService:
         with contextlib.suppress(AriError):
             await self.ari.hangup(other)
         await self.ari.destroy_bridge(bridge)
+
+    # ------------------------------------------------------------------ shutdown
+    async def _refused(self, channel_id: str) -> bool:
+        """While shutting down, an inbound call is refused with congestion (Q.850 34, SIP
+        503 Service Unavailable: a proxy may try another node); True if it was."""
+        if not self.refuse_new_calls:
+            return False
+        log.info("shutting down: refusing inbound call %s (congestion)", channel_id)
+        with contextlib.suppress(AriError):
+            await self.ari.hangup(channel_id, reason="congestion")
+        return True
+
+    def live_calls(self) -> int:
+        """Calls in progress here: flows running, our outbound calls still ringing, and
+        transferred calls bridged to a person."""
+        ringing = sum(1 for channel in self._outbound if channel not in self.sessions)
+        return len(self.sessions) + ringing + len(self.bridges) // 2
+
+    async def wait_idle(self, timeout: float, hurry: asyncio.Event | None = None) -> bool:
+        """Wait until no call is live here (True), or until ``timeout`` seconds pass or
+        ``hurry`` is set (False)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while self.live_calls():
+            left = end - loop.time()
+            if left <= 0 or (hurry is not None and hurry.is_set()):
+                return False
+            if hurry is None:
+                await asyncio.sleep(min(0.1, left))
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(hurry.wait(), min(0.1, left))
+        return True
+
+    async def end_live_calls(self) -> list[str]:
+        """Hang up every live call at shutdown. A call whose flow has not reached its end
+        ends ``interrupted`` (its session records it; an outbound call still ringing is
+        recorded here), so a campaign retries it; a call already at its goodbye, or bridged
+        to a person after a transfer, keeps the status it has. Returns the ids of the calls
+        ended as interrupted."""
+        interrupted: list[str] = []
+        hang_up: list[str] = []
+        for channel_id, session in list(self.sessions.items()):
+            hang_up.append(channel_id)
+            state = session.state
+            if not state.completed and state.phase != "ended" and session.status is None:
+                interrupted.append(session.info.call_id)
+                session.interrupt()  # its flow ends now, as "interrupted"
+        ringing: list[OutboundCall] = []
+        for channel_id, out in list(self._outbound.items()):
+            if channel_id in self.sessions or out.done.done():
+                continue
+            self._outbound.pop(channel_id, None)  # its StasisStart or end is ignored now
+            out.ended_at = self.clock()
+            ringing.append(out)
+            interrupted.append(out.call_id)
+            hang_up.append(channel_id)
+        stored = await asyncio.gather(
+            *(self.store.not_answered(o.call_id, "interrupted", None, None) for o in ringing),
+            return_exceptions=True,
+        )
+        for out, result in zip(ringing, stored, strict=True):
+            if isinstance(result, Exception):  # the next start's reconcile settles it
+                log.warning("shutting down: call %s not stored: %s", out.call_id, result)
+            out.done.set_result("interrupted")
+        hang_up.extend(self.bridges)
+        results = await asyncio.gather(
+            *(self.ari.hangup(channel_id) for channel_id in hang_up), return_exceptions=True
+        )
+        for channel_id, result in zip(hang_up, results, strict=True):
+            if isinstance(result, Exception) and not (
+                isinstance(result, AriError) and result.status == 404
+            ):
+                log.warning("shutting down: hanging up %s failed: %s", channel_id, result)
+        return interrupted

@@ -35,13 +35,24 @@ class CallRecorder(Protocol):
     ) -> None: ...
     async def opt_out(self, call_id: str, phone_number: str) -> None: ...
     async def ended(
-        self, call_id: str, status: str, node_id: str | None, cause: int | None
+        self,
+        call_id: str,
+        status: str,
+        node_id: str | None,
+        cause: int | None,
+        reason: str | None = None,
     ) -> None: ...
 
 
 class PromptResolver(Protocol):
-    def media(self, flow: Flow, prompt: Prompt, language: str) -> str:
-        """An ARI media URI (``sound:/abs/path`` without extension) for the prompt."""
+    async def media(self, flow: Flow, prompt: Prompt, language: str) -> str:
+        """An ARI media URI (``sound:/abs/path`` without extension) for the prompt; a
+        prompt not rendered yet is rendered off the event loop."""
+        ...
+
+    def apology(self, language: str, inbound: bool) -> str | None:
+        """The media of "a technical fault ends this call" in ``language`` (rendered at
+        start), or None where none could be made."""
         ...
 
 
@@ -56,6 +67,7 @@ class SessionInfo:
     # The caller's number even on an anonymous line: stored only where the caller asks
     # for it (a callback request, after the consent wording) or opts out.
     caller_number: str | None = None
+    inbound: bool = False
 
     @property
     def contact_number(self) -> str | None:
@@ -88,6 +100,11 @@ def event_channel(event: AriEvent) -> str | None:
     )
 
 
+def _fault_kind(exc: BaseException) -> str:
+    module = type(exc).__module__
+    return "database" if module.startswith(("sqlalchemy", "sqlite3", "psycopg")) else "internal"
+
+
 class CallSession:
     """One call running one flow. Feed it ARI events with ``on_ari_event``; await ``run``."""
 
@@ -97,6 +114,10 @@ class CallSession:
     # (soft) hang-up does, so the cut call looks like the resident hanging up mid-flow. A
     # mid-flow hang-up is therefore final only if the ARI connection stays up this long.
     SHUTDOWN_GRACE = 2.0
+    #: The apology after a fault plays at most this long before the hang-up.
+    APOLOGY_SECONDS = 10.0
+    #: Storing the end of a failed call is retried this long while the database fails.
+    END_RETRY_SECONDS = 120.0
 
     def __init__(
         self,
@@ -128,6 +149,8 @@ class CallSession:
         self.bridged: tuple[str, str] | None = None  # (agent channel, bridge) after a transfer
         self.interrupted = False  # the channel vanished (Asterisk restarted): not a hang-up
         self.ended_at: datetime | None = None
+        self.failure: str | None = None  # why the call failed (an ARI or database fault)
+        self._destroyed = asyncio.Event()  # Asterisk destroyed the channel (its cause known)
 
     @property
     def hangup_cause(self) -> int | None:
@@ -139,6 +162,29 @@ class CallSession:
         if not self._hung_up:
             self._hung_up = True
             self.events.put_nowait(fe.HungUp())
+
+    async def resync(self) -> None:
+        """After an ARI reconnect: a playback or recording that ended while events were not
+        reaching us is finished now (Asterisk no longer knows it), so the flow goes on."""
+        if self._playback is not None:
+            pid, token = self._playback
+            try:
+                await self.ari.request("GET", f"/playbacks/{pid}")
+            except AriError as exc:
+                if exc.status == 404 and self._playback == (pid, token):
+                    log.info("call %s: playback %s ended unseen", self.info.call_id, pid)
+                    self._playback = None
+                    self.events.put_nowait(fe.PromptDone(token))
+        if self._recording is not None:
+            name, token = self._recording
+            try:
+                await self.ari.request("GET", f"/recordings/live/{name}")
+            except AriError as exc:
+                if exc.status == 404 and self._recording == (name, token):
+                    log.info("call %s: recording %s ended unseen", self.info.call_id, name)
+                    self._recording = None
+                    path = self.info.recordings_dir / f"{name}.wav"
+                    self.events.put_nowait(fe.RecordingDone(token, str(path), wav_seconds(path)))
 
     # ------------------------------------------------------------------ events in
     def on_ari_event(self, event: AriEvent) -> None:
@@ -166,19 +212,24 @@ class CallSession:
             if t == "ChannelDestroyed" or self._hangup_cause is None:
                 cause = event.data.get("cause")
                 self._hangup_cause = cause if isinstance(cause, int) else self._hangup_cause
+            if t == "ChannelDestroyed":
+                self._destroyed.set()
             if not self._hung_up:
                 self._hung_up = True
                 self.events.put_nowait(fe.HungUp())
 
     # ------------------------------------------------------------------ the loop
     async def run(self) -> str:
-        """Run the flow to its end; returns the call's final status."""
+        """Run the flow to its end; returns the call's final status.
+
+        A fault on the way (an ARI request refused or unanswered, a database write that
+        fails) never leaves the caller in silence: see ``_fail``."""
         info = self.info
-        await self.recorder.answered(info.call_id)
-        await self._feed(fe.Answered(info.language))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_call_seconds
         try:
+            await self.recorder.answered(info.call_id)
+            await self._feed(fe.Answered(info.language))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.max_call_seconds
             while self.state.phase != "ended":
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -195,11 +246,100 @@ class CallSession:
                 await self._feed(event)
             if self.state.recording_token:
                 await self._wait_for_cut_recording()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._fail(exc)
         finally:
             self._cancel_timer()
             for task in list(self._tasks):
                 task.cancel()
         return self.status or "partial"
+
+    # ------------------------------------------------------------------ faults
+    def _asterisk_gone(self, exc: BaseException) -> bool:
+        lost = self.connection_lost is not None and self.connection_lost.is_set()
+        return lost or (isinstance(exc, AriError) and exc.status == 0)
+
+    async def _fail(self, exc: Exception) -> None:
+        """Apologise (where the channel still exists), hang up, and end the call ``failed``
+        (``interrupted`` if Asterisk went away) with the reason stored: the attempt is then
+        retried by the rules. Nothing is left ``active``."""
+        info = self.info
+        gone = self._asterisk_gone(exc)
+        reason = str(exc) if isinstance(exc, AriError) else f"{_fault_kind(exc)}: {exc!r}"
+        self.failure = reason[:300]
+        self.status = "interrupted" if gone or self.interrupted else "failed"
+        log.error(
+            "call %s failed at %s: %s; %s",
+            info.call_id,
+            self.state.node_id,
+            reason,
+            "Asterisk is gone" if gone else "apologising and hanging up",
+            exc_info=not isinstance(exc, AriError),
+        )
+        if not gone and not self._hung_up:
+            await self._apologise()
+            self._hung_up = True
+            await self._hangup()
+        self.ended_at = self.clock()
+        if not gone:
+            await self._wait_destroyed()
+        await self._store_end()
+
+    async def _apologise(self) -> None:
+        """Play "a technical fault ends this call" and wait (bounded) for its end."""
+        media = self.prompts.apology(self.state.language or self.info.flow.default_language,
+                                     self.info.inbound)  # fmt: skip
+        if media is None:
+            return
+        if self._playback is not None:
+            with contextlib.suppress(AriError):
+                await self.ari.stop_playback(self._playback[0])
+        self._cancel_timer()
+        pid = f"{self.info.call_id}-apology"
+        self._playback = (pid, -1)
+        try:
+            await self.ari.play(self.info.channel_id, [media], playback_id=pid)
+        except AriError as exc:
+            log.warning("call %s: the apology could not be played: %s", self.info.call_id, exc)
+            return
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.APOLOGY_SECONDS
+        while (left := end - loop.time()) > 0:
+            try:
+                event = await asyncio.wait_for(self.events.get(), left)
+            except TimeoutError:
+                break
+            if isinstance(event, fe.HungUp) or (
+                isinstance(event, fe.PromptDone) and event.token == -1
+            ):
+                break
+
+    async def _store_end(self) -> None:
+        """Store the failed call's end; while the database fails, retry with backoff (a
+        restart's reconcile settles it if the worker stops first)."""
+        info = self.info
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.END_RETRY_SECONDS
+        delay = 0.2
+        while True:
+            try:
+                await self.recorder.ended(
+                    info.call_id,
+                    self.status or "failed",
+                    self.state.node_id,
+                    self._hangup_cause,
+                    self.failure,
+                )
+                return
+            except Exception as exc:
+                if loop.time() + delay > give_up:
+                    log.error("call %s: its end could not be stored: %s", info.call_id, exc)
+                    return
+                log.warning("call %s: storing its end failed (%s); retrying", info.call_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _wait_for_cut_recording(self) -> None:
         """The caller hung up while speaking: keep what Asterisk recorded."""
@@ -272,11 +412,19 @@ class CallSession:
                     self.interrupted = await self._asterisk_went_down()
                 self.status = "interrupted" if self.interrupted else action.status
                 self.ended_at = self.clock()
+                await self._hang_up_for_the_cause()
                 await self.recorder.ended(
-                    info.call_id, self.status, self.state.node_id, self._hangup_cause
+                    info.call_id,
+                    self.status,
+                    self.state.node_id,
+                    self._hangup_cause,
+                    "Asterisk went away" if self.interrupted else None,
                 )
         except AriError as exc:
-            if exc.status == 404:  # the channel is gone: the hang-up event follows
+            if exc.status == 404 and not exc.path.startswith("/channels/"):
+                # A playback or recording that has just ended by itself: nothing to stop.
+                log.info("call %s: %s", info.call_id, exc)
+            elif exc.status == 404:  # the channel is gone: the hang-up event follows
                 log.info("call %s: %s", info.call_id, exc)
                 if not self._hung_up:
                     self._hung_up = True
@@ -299,7 +447,9 @@ class CallSession:
         if not action.prompts:
             self.events.put_nowait(fe.PromptDone(action.token))
             return
-        media = [self.prompts.media(self.info.flow, p, action.language) for p in action.prompts]
+        media = [
+            await self.prompts.media(self.info.flow, p, action.language) for p in action.prompts
+        ]
         pid = f"{self.info.call_id}-p{action.token}"
         self._playback = (pid, action.token)
         await self.ari.play(self.info.channel_id, media, playback_id=pid)
@@ -308,6 +458,25 @@ class CallSession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    #: After our hang-up, how long to wait for Asterisk's ChannelDestroyed (its Q.850 cause).
+    CAUSE_WAIT = 2.0
+
+    async def _hang_up_for_the_cause(self) -> None:
+        """The flow ended: hang up now (the Hangup action after EndCall is then a no-op) and
+        wait briefly for the channel's end, so the call is stored with its Q.850 cause."""
+        if self.interrupted or self.bridged is not None:
+            return  # cut already, or the caller now talks with a person
+        if not self._hung_up:
+            self._hung_up = True  # our own request: not the caller, not Asterisk cutting it
+            await self._hangup()
+        await self._wait_destroyed()
+
+    async def _wait_destroyed(self) -> None:
+        if self._hangup_cause is not None and self._destroyed.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._destroyed.wait(), self.CAUSE_WAIT)
 
     async def _hangup(self) -> None:
         with contextlib.suppress(AriError):

@@ -16,7 +16,7 @@ def prompt_seconds(media: PromptMedia, flow: Flow, node_id: str, language: str) 
     prompt = flow.nodes[node_id].prompt
     if prompt is None:
         return 0.0
-    uri = media.media(flow, prompt, language)
+    uri = media.render(flow, prompt, language)
     return wav_seconds(Path(uri.removeprefix("sound:") + ".wav"))
 
 

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -362,3 +363,69 @@ def test_a_campaign_runs_the_same_on_any_date(
         assert "calls start when the window opens" in note
         first = min(a.started_at for a in attempts)
         assert first >= rules.next_window_start(policy, when)  # type: ignore[operator]
+
+
+def test_an_asterisk_outage_spends_no_attempt(campaign_pbx: App, tmp_path: Path) -> None:
+    """Asterisk stops for 20 s mid-campaign: the dialer stops placing calls, says since
+    when, spends no resident's attempt on it, and resumes by itself."""
+    app = campaign_pbx
+    assert isinstance(app.clock, MovableClock)
+    app.clock.set(MONDAY_10)
+    admin = app.campaigns()
+    phones = [number_for(701, n) for n in range(1, 41)]
+    (tmp_path / "c.csv").write_text("phone\n" + "\n".join(phones) + "\n")
+    admin.create("katko", FLOW, CampaignSettings(calls_per_second=3, max_concurrent=6))
+    admin.import_contacts("katko", tmp_path / "c.csv")
+    pbx = app.pbx()
+
+    def finished() -> list[Any]:
+        with admin.factory() as s:
+            return list(
+                s.execute(
+                    sa.select(Attempt.outcome, Attempt.started_at, Attempt.ended_at).where(
+                        Attempt.state == AttemptState.DONE
+                    )
+                )
+            )
+
+    with ServiceThread(app, dial=True) as svc:
+        admin.start("katko")
+        _wait(lambda: len(finished()) >= 6, 60, "the first calls")
+        pbx.stop()
+        stopped = app.clock()
+        _wait(
+            lambda: "Asterisk unreachable since" in (admin.status("katko")["reason"] or ""),
+            15,
+            "the status to say Asterisk is unreachable",
+        )
+        # 20 s without Asterisk: nothing is placed, nothing is settled as failed.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            late = [a for a in finished() if a.started_at and a.started_at > stopped]
+            assert late == [], late
+            assert not [a for a in finished() if str(a.outcome) == "failed"]
+            time.sleep(0.5)
+        start_or_fail(app)
+        _wait(
+            lambda: admin.status("katko")["status"] == "completed",
+            180,
+            "the campaign to complete",
+            tick=lambda: _jump_to_next_event(admin, app.clock, "katko"),  # type: ignore[arg-type]
+        )
+        assert svc.parts.dialer.outage_since is None
+    with admin.factory() as s:
+        attempts = s.execute(
+            sa.select(Attempt.phone, Attempt.attempt_no, Attempt.outcome, Attempt.started_at)
+        ).all()
+        calls = s.execute(sa.select(Call.attempt_id, Call.status)).all()
+    outcomes = Counter(str(a.outcome) for a in attempts)
+    assert set(outcomes) <= {"completed", "interrupted"}, outcomes
+    # Only calls already live when Asterisk stopped were cut (and retried); each contact
+    # ends completed, and every attempt placed is exactly one call.
+    for a in attempts:
+        if str(a.outcome) == "interrupted":
+            assert a.started_at <= stopped
+    final = {a.phone: str(a.outcome) for a in sorted(attempts, key=lambda a: a.attempt_no)}
+    assert sorted(final) == sorted(phones) and set(final.values()) == {"completed"}
+    assert len(calls) == len(attempts)
+    assert Counter(c.attempt_id for c in calls).most_common(1)[0][1] == 1

@@ -60,6 +60,7 @@ TABLES = {
 
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # the time these rows are written at
 
+
 def new_call(session: Session, **overrides: Any) -> Call:
     values: dict[str, Any] = {
         "direction": Direction.INBOUND,

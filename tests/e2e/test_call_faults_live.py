@@ -1,0 +1,158 @@
+"""Faults during calls, against the real Asterisk: no dead air, nothing left active, and a
+reconnect never touches a call that is being set up."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from ivr.bootstrap import App
+from ivr.flows.loader import load_flow
+from ivr.store.db import make_engine
+from ivr.store.models import Call
+from ivr.telephony.ari import AriEvent
+from ivr.telephony.personas import number_for
+from ivr.telephony.service import OutboundCall
+from tests.support.instance import start_or_fail
+from tests.support.telephony import ServiceThread
+
+pytestmark = pytest.mark.pbx
+
+FLOW = Path(__file__).parent / "flows" / "mini-survey.yaml"
+HELSINKI = ZoneInfo("Europe/Helsinki")
+
+
+def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _call_row(app: App, call_id: str) -> Call:
+    engine = make_engine(app.settings.database_url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(Call.__table__).where(Call.id == call_id)).one()
+    finally:
+        engine.dispose()
+    return row  # type: ignore[return-value]
+
+
+def _sqlite(app: App, statement: str) -> None:
+    """Run ``statement`` on the instance's SQLite database from another process."""
+    database = make_url(app.settings.database_url).database
+    assert database, app.settings.database_url
+    code = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=30); "
+        "c.execute(sys.argv[2]); c.commit()"
+    )
+    subprocess.run([sys.executable, "-c", code, database, statement], check=True, timeout=60)
+
+
+def _outcome(svc: ServiceThread, out: OutboundCall, timeout: float) -> str:
+    return svc.run(asyncio.wait_for(asyncio.shield(out.done), timeout), timeout + 5)
+
+
+def test_a_database_write_that_fails_mid_call_ends_it_with_an_apology(pbx_app: App) -> None:
+    app = pbx_app
+    flow = load_flow(FLOW)
+    finished: list[dict[str, Any]] = []
+    with ServiceThread(app) as svc:
+        svc.service.ari.add_listener(
+            lambda e: finished.append(e.data["playback"]) if e.type == "PlaybackFinished" else None
+        )
+        # Another process takes the answers table away: the resident's key press (persona
+        # 701 keys 1) cannot be stored.
+        _sqlite(app, "ALTER TABLE answers RENAME TO answers_away")
+        try:
+            out = svc.run(svc.service.call(number_for(701, 1), flow, "fi"))
+            status = _outcome(svc, out, 60)
+        finally:
+            _sqlite(app, "ALTER TABLE answers_away RENAME TO answers")
+        channels = svc.run(svc.service.ari.request("GET", "/channels"))
+    assert status == "failed"
+    row = _call_row(app, out.call_id)
+    assert row.status == "failed" and row.ended_at is not None
+    assert "database" in row.end_reason and "answers" in row.end_reason, row.end_reason
+    # The resident heard the apology to its end (Asterisk says so), then the line closed.
+    apology = [p for p in finished if p["id"] == f"{out.call_id}-apology"]
+    assert apology and apology[0]["state"] == "done", finished
+    assert out.channel_id not in {c["id"] for c in channels}
+
+
+def test_asterisk_killed_mid_prompt_leaves_no_call_active(pbx_app: App) -> None:
+    app = pbx_app
+    flow = load_flow(FLOW)
+    try:
+        with ServiceThread(app) as svc:
+            out = svc.run(svc.service.call(number_for(100, 3), flow, "fi"))  # stays on the line
+            _until(lambda: out.answered_at is not None, 20, "the answer")
+            pid = app.pbx().pid()
+            assert pid is not None
+            os.killpg(pid, signal.SIGKILL)  # mid-prompt: q1 is playing
+            status = _outcome(svc, out, svc.service.OUTAGE_GRACE + 20)
+        row = _call_row(app, out.call_id)
+    finally:
+        app.pbx().stop()
+        start_or_fail(app)
+    assert status == "interrupted"
+    assert row.status == "interrupted" and row.ended_at is not None
+    assert row.end_reason, "the reason is stored"
+
+
+def test_a_reconnect_never_touches_calls_being_set_up(pbx_app: App) -> None:
+    """The ARI connection drops and comes back again and again; right after each reconnect,
+    while its reconcile runs (snapshot, grace, judgement), new calls are placed and
+    answered: every one of them runs to its end. (A call answered *during* the gap cannot
+    enter Stasis, as no application is registered then: Asterisk ends it, and reconcile
+    records it interrupted; that is not what this test is about.)"""
+    app = pbx_app
+    flow = load_flow(FLOW)
+    reconnects: list[AriEvent] = []
+    with ServiceThread(app) as svc:
+        ari = svc.service.ari
+        ari.add_listener(
+            lambda e: (
+                reconnects.append(e)
+                if e.type == "IvrAriConnected" and e.data.get("reconnect")
+                else None
+            )
+        )
+
+        async def drop_connection() -> None:
+            ws = ari._ws
+            assert ws is not None, "REST over the websocket: the socket is there to close"
+            await ws.close()
+
+        during: list[OutboundCall] = []
+        for round_ in range(4):
+            before = len(reconnects)
+            svc.run(drop_connection())
+            _until(lambda b=before: len(reconnects) > b, 15, "the reconnect")
+            for n in range(3):  # placed while the reconcile of this reconnect runs
+                number = number_for(701, 100 + 3 * round_ + n)
+                during.append(svc.run(svc.service.call(number, flow, "fi")))
+            _until(lambda: svc.service.reconciled.is_set(), 15, "the reconcile")
+            # Answered before the next drop: a call answered in the gap is Asterisk's loss.
+            _until(lambda: all(o.answered_at or o.done.done() for o in during), 15, "answers")
+        statuses = [_outcome(svc, out, 60) for out in during]
+    assert len(reconnects) >= 4
+    assert statuses == ["completed"] * len(during), [(o.detail, o.answered_at) for o in during]
+    for out in during:
+        row = _call_row(app, out.call_id)
+        assert row.status == "completed" and row.end_reason is None, (out.call_id, row.status)
+        assert row.hangup_cause == 16, row.hangup_cause  # Q.850 normal clearing, stored
