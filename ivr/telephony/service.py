@@ -467,7 +467,14 @@ class TelephonyService:
                     out.call_id, channel_id, out.flow, out.language, out.number, self.recordings_dir
                 )
             )
-        # "transfer": the agent leg, handled by the session that placed it.
+        elif kind == "transfer":
+            # The agent's leg answered: the session that placed it bridges it. If that
+            # call is over (the caller hung up as the agent answered), nobody will.
+            call_id = args[1] if len(args) > 1 else ""
+            if not any(s.info.call_id == call_id for s in self.sessions.values()):
+                log.info("agent leg %s of the ended call %s: hanging up", channel_id, call_id)
+                with contextlib.suppress(AriError):
+                    await self.ari.hangup(channel_id)
 
     def _start_session(self, info: SessionInfo) -> None:
         session = CallSession(
@@ -512,7 +519,8 @@ class TelephonyService:
         self.bridges.pop(other, None)
         with contextlib.suppress(AriError):
             await self.ari.hangup(other)
-        await self.ari.destroy_bridge(bridge)
+        with contextlib.suppress(AriError):  # already gone with its last channel
+            await self.ari.destroy_bridge(bridge)
 
     # ------------------------------------------------------------------ shutdown
     async def _refused(self, channel_id: str) -> bool:

@@ -483,12 +483,17 @@ class CallSession:
             await self.ari.hangup(self.info.channel_id)
 
     async def _transfer(self, action: fe.Transfer) -> None:
-        """Ring the endpoint; when it answers, bridge it with the caller."""
+        """Ring the endpoint; when it answers, bridge it with the caller.
+
+        Nothing is left behind: the agent's leg is hung up if the caller hangs up while it
+        rings (this task is cancelled), if it answers too late, or if bridging fails; a
+        bridge that could not be used is destroyed."""
         ari, ch = self.ari, self.info.channel_id
         agent_id = f"{self.info.call_id}-agent{action.token}"
         answered = ari.expect(lambda e: e.type == "StasisStart" and e.channel_id == agent_id)
         gone = ari.expect(lambda e: e.type == "ChannelDestroyed" and e.channel_id == agent_id)
         connected = False
+        bridge: str | None = None
         try:
             await ari.originate(
                 action.endpoint,
@@ -511,4 +516,14 @@ class CallSession:
         finally:
             for fut in (answered, gone):
                 fut.cancel()
+            if not connected:
+                # Runs on cancellation too (the caller hung up while the agent rang).
+                await asyncio.shield(self._drop_agent(agent_id, bridge))
         self.events.put_nowait(fe.TransferDone(action.token, connected))
+
+    async def _drop_agent(self, agent_id: str, bridge: str | None) -> None:
+        with contextlib.suppress(AriError):
+            await self.ari.hangup(agent_id)
+        if bridge is not None:
+            with contextlib.suppress(AriError):
+                await self.ari.destroy_bridge(bridge)

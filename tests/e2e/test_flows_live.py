@@ -8,8 +8,9 @@ import contextlib
 import time
 import wave
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydub import AudioSegment
@@ -346,6 +347,39 @@ def test_housing_line_transfers_to_a_person_in_opening_hours(svc: ServiceThread)
         agent.wait_event("CALL_CLOSED", 15)
     call = _call(svc, call_id)
     assert _latest(call) == {"lang": "fi", "menu": "rent_arrears", "next-steps": "talk"}
+
+
+def test_a_transfer_ringing_when_the_caller_hangs_up_leaves_nothing_behind(
+    svc: ServiceThread,
+) -> None:
+    """The advisor's phone rings (it does not answer); the resident hangs up: the advisor's
+    leg is hung up too, and no channel or bridge is left in Asterisk."""
+    app = svc.app
+    with (
+        _clock(svc, MONDAY_10 + timedelta(hours=1)),  # later than the other tests' calls
+        Baresip(_phone(app, "softphone1", answermode="manual"), lifetime=120) as agent,
+        Baresip(_phone(app, "softphone3"), lifetime=120) as caller,
+    ):
+        agent.wait_registered(10)
+        caller.wait_registered(10)
+        _run_housing(
+            svc, caller, [("lang", "1"), ("menu", "1"), ("rent-advice", ""), ("next-steps", "1")]
+        )
+        agent.wait_event("CALL_INCOMING", 40)  # ringing, not answered
+        caller.hangup()
+        agent.wait_event("CALL_CLOSED", 15)  # its leg was hung up with the caller's
+
+        async def leftovers() -> tuple[list[Any], list[Any]]:
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:
+                channels = await svc.service.ari.request("GET", "/channels")
+                bridges = await svc.service.ari.request("GET", "/bridges")
+                if (not channels and not bridges) or asyncio.get_running_loop().time() > deadline:
+                    return channels, bridges
+                await asyncio.sleep(0.2)
+
+        channels, bridges = svc.run(leftovers())
+    assert channels == [] and bridges == [], (channels, bridges)
 
 
 def test_housing_desk_closed_offers_a_callback_instead(svc: ServiceThread) -> None:
