@@ -206,6 +206,10 @@ class DbCallStore:
                 s.expunge_all()
             return call
 
+    def call_ids(self) -> set[str]:
+        with self.factory() as s:
+            return set(s.scalars(sa.select(Call.id)))
+
     def newest_call_id(self) -> str | None:
         with self.factory() as s:
             return s.scalar(sa.select(Call.id).order_by(Call.started_at.desc()).limit(1))

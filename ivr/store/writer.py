@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_BATCH = 256  # items per transaction at most
+# Items awaited but not yet done at most: past this, ``run`` waits for a slot (the callers
+# slow down; nothing is dropped). A burst of writes from hundreds of calls fits easily.
+MAX_PENDING = 10_000
 BUSY_RETRIES = 8  # a transaction that finds the database busy (another process) is retried
 
 
@@ -52,10 +55,17 @@ class DbWriter:
     """A thread that runs database work in order, batching it into transactions."""
 
     def __init__(
-        self, factory: sessionmaker[Session], *, name: str = "ivr-db", max_batch: int = MAX_BATCH
+        self,
+        factory: sessionmaker[Session],
+        *,
+        name: str = "ivr-db",
+        max_batch: int = MAX_BATCH,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.factory = factory
         self.max_batch = max_batch
+        self.max_pending = max_pending
+        self._slots: asyncio.Semaphore | None = None  # made in the loop that first runs work
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._closed = False
         # Figures for benchmarks and probes.
@@ -70,10 +80,18 @@ class DbWriter:
         """Run ``work(session)`` in the writer; return its result once it is committed."""
         if self._closed:
             raise WriterClosed("the database writer is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Item(work, loop, future))
-        return await future
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_pending)
+        if self._slots.locked():  # full: wait for a slot, in order
+            log.warning("database writer: %d items waiting; callers wait", self.max_pending)
+        await self._slots.acquire()
+        try:
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[T] = loop.create_future()
+            self._queue.put(_Item(work, loop, future))
+            return await future
+        finally:
+            self._slots.release()
 
     def submit(self, work: Callable[[Session], object]) -> None:
         """Queue ``work`` without waiting for it (a failure is logged)."""

@@ -60,6 +60,9 @@ SERVICE_EVENTS = (
 )
 
 
+MAX_EVENTS = 10_000  # events waiting for the dispatcher at most
+
+
 class _WebsocketLost(Exception):
     """The events websocket closed while a REST request on it awaited its answer."""
 
@@ -154,7 +157,9 @@ class AriClient:
         self._http: httpx.AsyncClient | None = None
         self._ws_task: asyncio.Task[None] | None = None
         self._dispatch_task: asyncio.Task[None] | None = None
-        self._queue: asyncio.Queue[AriEvent] = asyncio.Queue()
+        # Events wait here for the dispatcher; when MAX_EVENTS wait, the reader stops
+        # reading the websocket until there is room (Asterisk buffers; nothing is dropped).
+        self._queue: asyncio.Queue[AriEvent] = asyncio.Queue(MAX_EVENTS)
         self._ws: Any = None  # the websocket while REST requests may go over it
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._request_ids = itertools.count(1)
@@ -262,9 +267,11 @@ class AriClient:
                         "reconnect" if reconnect else "first",
                         "the websocket" if rest else "HTTP",
                     )
-                    self._queue.put_nowait(AriEvent(CONNECTED, {"reconnect": reconnect}))
+                    await self._queue.put(AriEvent(CONNECTED, {"reconnect": reconnect}))
                     async for message in ws:
-                        self._received(message)
+                        event = self._received(message)
+                        if event is not None:
+                            await self._queue.put(event)
             except asyncio.CancelledError:
                 raise
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
@@ -275,25 +282,26 @@ class AriClient:
             if self.connected.is_set():
                 self.connected.clear()
                 log.warning("ARI events disconnected; reconnecting")
-                self._queue.put_nowait(AriEvent(DISCONNECTED, {}))
+                await self._queue.put(AriEvent(DISCONNECTED, {}))
             if self._closing:
                 return
             await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
             delay = min(delay * 2, ceiling)
 
-    def _received(self, message: str | bytes) -> None:
+    def _received(self, message: str | bytes) -> AriEvent | None:
+        """A REST response goes to its request; an event is returned for the queue."""
         try:
             data = json.loads(message)
         except ValueError:
             log.warning("ARI sent a non-JSON message: %.200r", message)
-            return
+            return None
         kind = str(data.get("type", ""))
         if kind == "RESTResponse":
             future = self._pending.pop(str(data.get("request_id", "")), None)
             if future is not None and not future.done():
                 future.set_result(data)
-            return
-        self._queue.put_nowait(AriEvent(kind, data))
+            return None
+        return AriEvent(kind, data)
 
     async def _probe_rest(self, ws: Any) -> bool:
         """Whether this Asterisk answers REST requests on the websocket (events that arrive
@@ -313,7 +321,9 @@ class AriClient:
                 continue
             if data.get("type") == "RESTResponse" and data.get("request_id") == probe:
                 return int(data.get("status_code", 0)) == 200
-            self._received(message)
+            event = self._received(message)
+            if event is not None:
+                await self._queue.put(event)
         log.info("Asterisk does not answer REST requests on the websocket: using HTTP")
         return False
 

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -373,7 +373,7 @@ class TelephonyService:
             self._spawn(self.reconcile(), "reconcile")
             return
         if event.type == "StasisStart":
-            await self._on_stasis_start(event)
+            self._on_stasis_start(event)
             return
         channel = event_channel(event)
         if channel is None:
@@ -381,8 +381,8 @@ class TelephonyService:
         session = self.sessions.get(channel)
         if session is not None:
             session.on_ari_event(event)
-        if event.type in ("StasisEnd", "ChannelDestroyed"):
-            await self._unbridge(channel)
+        if event.type in ("StasisEnd", "ChannelDestroyed") and channel in self.bridges:
+            self._spawn(self._unbridge(channel), f"unbridge-{channel}")
         if (
             event.type == "ChannelDestroyed"
             and channel in self._outbound
@@ -398,28 +398,42 @@ class TelephonyService:
                 out.sip_code = tech if isinstance(tech, int) else None
                 out.ended_at = self.clock()
                 outcome = classify(False, out.cause, out.sip_code)
-                await self.store.not_answered(out.call_id, outcome.value, out.cause, out.sip_code)
-                out.done.set_result(outcome.value)
+                self._spawn(self._not_answered(out, outcome.value), f"end-{out.call_id}")
 
-    async def _on_stasis_start(self, event: AriEvent) -> None:
+    async def _not_answered(self, out: OutboundCall, outcome: str) -> None:
+        """Store an unanswered call's end (in its own task: a slow database delays only
+        this call), then tell whoever waits for it."""
+        try:
+            await self.store.not_answered(out.call_id, outcome, out.cause, out.sip_code)
+        except Exception:
+            log.exception("call %s: its end could not be stored", out.call_id)
+        finally:
+            if not out.done.done():
+                out.done.set_result(outcome)
+
+    def _on_stasis_start(self, event: AriEvent) -> None:
+        """A channel entered our application. Nothing here waits: the call's session is
+        registered at once (so its next events find it), and whatever is slow (storing the
+        call, answering) runs in the call's own task."""
         channel_id = event.channel_id or ""
         args = event.args
         kind = args[0] if args else ""
-        if kind == "inbound" and await self._refused(channel_id):
+        if kind == "inbound" and self.refuse_new_calls:
+            self._spawn(self._refused(channel_id), f"refuse-{channel_id}")
             return
         if kind == "inbound":
             number = args[1] if len(args) > 1 else ""
             line = self.lines.get(number)
             if line is None:
                 log.warning("no line configured for %s: hanging up", number)
-                with contextlib.suppress(AriError):
-                    await self.ari.hangup(channel_id, reason="unallocated")
+                self._spawn(self._hang_up(channel_id, "unallocated"), f"hangup-{channel_id}")
                 return
             caller = event.data.get("channel", {}).get("caller", {}).get("number") or None
             call_id = uuid.uuid4().hex
             remote = None if line.flow.anonymous else caller
             self._creating.add(call_id)
-            try:
+
+            async def prelude() -> None:
                 await self.store.create(
                     call_id=call_id,
                     direction="inbound",
@@ -430,15 +444,9 @@ class TelephonyService:
                     language=line.language or line.flow.default_language,
                     attempt_id=None,
                 )
-            except Exception:
-                # No call row, no session: the caller hears congestion, not silence.
-                log.exception("inbound call on %s not stored: hanging up", number)
-                self._creating.discard(call_id)
                 with contextlib.suppress(AriError):
-                    await self.ari.hangup(channel_id, reason="congestion")
-                return
-            with contextlib.suppress(AriError):
-                await self.ari.answer(channel_id)
+                    await self.ari.answer(channel_id)
+
             self._start_session(
                 SessionInfo(
                     call_id,
@@ -449,19 +457,18 @@ class TelephonyService:
                     self.recordings_dir,
                     caller_number=caller,
                     inbound=True,
-                )
+                ),
+                prelude,
             )
         elif kind == "outbound":
             if channel_id in self.sessions:
                 return  # reconcile started its flow already (its StasisStart came late)
             out = self._outbound.get(channel_id)
-            if out is not None:
-                out.answered_at = self.clock()
             if out is None:
                 log.warning("outbound channel %s is unknown here: hanging up", channel_id)
-                with contextlib.suppress(AriError):
-                    await self.ari.hangup(channel_id)
+                self._spawn(self._hang_up(channel_id, "normal"), f"hangup-{channel_id}")
                 return
+            out.answered_at = self.clock()
             self._start_session(
                 SessionInfo(
                     out.call_id, channel_id, out.flow, out.language, out.number, self.recordings_dir
@@ -473,10 +480,15 @@ class TelephonyService:
             call_id = args[1] if len(args) > 1 else ""
             if not any(s.info.call_id == call_id for s in self.sessions.values()):
                 log.info("agent leg %s of the ended call %s: hanging up", channel_id, call_id)
-                with contextlib.suppress(AriError):
-                    await self.ari.hangup(channel_id)
+                self._spawn(self._hang_up(channel_id, "normal"), f"hangup-{channel_id}")
 
-    def _start_session(self, info: SessionInfo) -> None:
+    async def _hang_up(self, channel_id: str, reason: str) -> None:
+        with contextlib.suppress(AriError):
+            await self.ari.hangup(channel_id, reason=reason)
+
+    def _start_session(
+        self, info: SessionInfo, prelude: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         session = CallSession(
             self.ari,
             info,
@@ -490,12 +502,23 @@ class TelephonyService:
         self._creating.discard(info.call_id)
         if info.channel_id not in self._reg_no:
             self._register(info.channel_id)
-        self._spawn(self._run_session(session), f"call-{info.call_id}")
+        self._spawn(self._run_session(session, prelude), f"call-{info.call_id}")
 
-    async def _run_session(self, session: CallSession) -> None:
+    async def _run_session(
+        self, session: CallSession, prelude: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         channel = session.info.channel_id
         status = "failed"
         try:
+            if prelude is not None:
+                try:
+                    await prelude()
+                except Exception:
+                    # No call row: the caller hears congestion, not silence.
+                    log.exception("call %s not stored: hanging up", session.info.call_id)
+                    self._creating.discard(session.info.call_id)
+                    await self._hang_up(channel, "congestion")
+                    return
             status = await session.run()
         finally:
             self.sessions.pop(channel, None)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import wave
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -105,6 +106,13 @@ def _fault_kind(exc: BaseException) -> str:
     return "database" if module.startswith(("sqlalchemy", "sqlite3", "psycopg")) else "internal"
 
 
+@dataclass(frozen=True)
+class _WriteFailed:
+    """A database write of this call failed (it ran beside the flow, not in its way)."""
+
+    error: Exception
+
+
 class CallSession:
     """One call running one flow. Feed it ARI events with ``on_ari_event``; await ``run``."""
 
@@ -114,6 +122,7 @@ class CallSession:
     # (soft) hang-up does, so the cut call looks like the resident hanging up mid-flow. A
     # mid-flow hang-up is therefore final only if the ARI connection stays up this long.
     SHUTDOWN_GRACE = 2.0
+    MAX_PENDING_DIGITS = 100
     #: The apology after a fault plays at most this long before the hang-up.
     APOLOGY_SECONDS = 10.0
     #: Storing the end of a failed call is retried this long while the database fails.
@@ -138,7 +147,14 @@ class CallSession:
         self.clock = clock
         self.max_call_seconds = max_call_seconds
         self.state = fe.initial_state(info.flow)
-        self.events: asyncio.Queue[fe.Event] = asyncio.Queue()
+        # Events in; bounded where the outside decides how many come: at most
+        # MAX_PENDING_DIGITS key presses wait unprocessed (more are dropped and logged).
+        self.events: asyncio.Queue[fe.Event | _WriteFailed] = asyncio.Queue()
+        self._pending_digits = 0
+        # The call's database writes, in order, beside the flow: a key press is answered
+        # by the next prompt without waiting for its commit; the end of the call waits
+        # for all of them (durable), and a failed one fails the call (apology, hang-up).
+        self._writes: list[asyncio.Task[object]] = []
         self._playback: tuple[str, int] | None = None  # (playback id, token)
         self._recording: tuple[str, int] | None = None  # (name, token)
         self._timer: asyncio.TimerHandle | None = None
@@ -162,6 +178,33 @@ class CallSession:
         if not self._hung_up:
             self._hung_up = True
             self.events.put_nowait(fe.HungUp())
+
+    def _write(self, work: Coroutine[object, object, object]) -> None:
+        """Run a database write of this call beside the flow. Writes are queued to the
+        database writer in the order they are made here (each task's first step submits
+        its work), so the call's rows keep the order of its events."""
+        task: asyncio.Task[object] = asyncio.ensure_future(work)
+        self._writes.append(task)
+        task.add_done_callback(self._write_done)
+
+    def _write_done(self, task: asyncio.Task[object]) -> None:
+        if not task.cancelled() and isinstance(task.exception(), Exception):
+            error = task.exception()
+            assert isinstance(error, Exception)
+            self.events.put_nowait(_WriteFailed(error))
+            return
+        while self._writes and self._writes[0].done() and not self._failed(self._writes[0]):
+            self._writes.pop(0)
+
+    @staticmethod
+    def _failed(task: asyncio.Task[object]) -> bool:
+        return not task.cancelled() and task.exception() is not None
+
+    async def _flush_writes(self) -> None:
+        """Wait for every write made so far; raise the first failure."""
+        pending, self._writes = self._writes, []
+        for task in pending:
+            await task  # re-raises its error
 
     async def resync(self) -> None:
         """After an ARI reconnect: a playback or recording that ended while events were not
@@ -190,7 +233,12 @@ class CallSession:
     def on_ari_event(self, event: AriEvent) -> None:
         t = event.type
         if t == "ChannelDtmfReceived" and event.digit:
-            self.events.put_nowait(fe.Digit(event.digit))
+            if self._pending_digits >= self.MAX_PENDING_DIGITS:
+                log.warning("call %s: key press dropped (%d waiting)", self.info.call_id,
+                            self._pending_digits)  # fmt: skip
+            else:
+                self._pending_digits += 1
+                self.events.put_nowait(fe.Digit(event.digit))
         elif t in ("PlaybackFinished", "PlaybackFailed"):
             pid = event.data.get("playback", {}).get("id")
             if self._playback and pid == self._playback[0]:
@@ -226,7 +274,7 @@ class CallSession:
         fails) never leaves the caller in silence: see ``_fail``."""
         info = self.info
         try:
-            await self.recorder.answered(info.call_id)
+            self._write(self.recorder.answered(info.call_id))
             await self._feed(fe.Answered(info.language))
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.max_call_seconds
@@ -243,6 +291,10 @@ class CallSession:
                     event = await asyncio.wait_for(self.events.get(), remaining)
                 except TimeoutError:
                     continue
+                if isinstance(event, _WriteFailed):
+                    raise event.error
+                if isinstance(event, fe.Digit):
+                    self._pending_digits -= 1
                 await self._feed(event)
             if self.state.recording_token:
                 await self._wait_for_cut_recording()
@@ -350,6 +402,8 @@ class CallSession:
                 event = await asyncio.wait_for(self.events.get(), end - loop.time())
             except TimeoutError:
                 break
+            if isinstance(event, _WriteFailed):
+                raise event.error
             if isinstance(event, fe.RecordingDone):
                 await self._feed(event)
 
@@ -360,7 +414,7 @@ class CallSession:
             await self._do(action)
         after = (self.state.node_id, self.state.language)
         if after != before and self.state.phase != "ended":
-            await self.recorder.progress(self.info.call_id, *after)
+            self._write(self.recorder.progress(self.info.call_id, *after))
 
     # ------------------------------------------------------------------ actions out
     async def _do(self, action: fe.Action) -> None:
@@ -391,14 +445,14 @@ class CallSession:
                     terminate_on="#",
                 )
             elif isinstance(action, fe.SaveAnswer):
-                await self.recorder.answer(info.call_id, action)
+                self._write(self.recorder.answer(info.call_id, action))
             elif isinstance(action, fe.SaveCallback):
-                await self.recorder.callback(info.call_id, action, info.contact_number)
+                self._write(self.recorder.callback(info.call_id, action, info.contact_number))
             elif isinstance(action, fe.SetLanguage):
                 pass  # stored with the progress after the step
             elif isinstance(action, fe.OptOut):
                 if info.contact_number:
-                    await self.recorder.opt_out(info.call_id, info.contact_number)
+                    self._write(self.recorder.opt_out(info.call_id, info.contact_number))
             elif isinstance(action, fe.Transfer):
                 task = asyncio.create_task(self._transfer(action))
                 self._tasks.add(task)
@@ -412,6 +466,7 @@ class CallSession:
                     self.interrupted = await self._asterisk_went_down()
                 self.status = "interrupted" if self.interrupted else action.status
                 self.ended_at = self.clock()
+                await self._flush_writes()  # a failed answer fails the call, not completes it
                 await self._hang_up_for_the_cause()
                 await self.recorder.ended(
                     info.call_id,
