@@ -299,8 +299,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
             "resume": CampaignStatus.RUNNING,
             "stop": CampaignStatus.STOPPED,
         }[action]
-        reason = {"pause": "paused by staff", "resume": "resumed", "stop": "stopped by staff"}
-        admin.set_status(args.name, status, reason[action])
+        reasons = {"pause": "paused by staff", "resume": "resumed", "stop": "stopped by staff"}
+        admin.set_status(args.name, status, reasons[action])
         _print(f"campaign {args.name}: {status.value}")
         return 0
     if action == "status":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 DIALER_FAILED = "the dialer failed"
 ASTERISK_DOWN = "Asterisk unreachable"
+HOLD_AFTER = 3  # calls not placed in a row before the campaign holds off
 TRUNK_FAILING = "calls failing at the trunk"
 
 # How a finished call's status maps onto an attempt outcome.
@@ -108,10 +110,13 @@ class Running:
     default_language: str
     in_flight: set[str] = field(default_factory=set)  # attempt ids
     reason: str | None = None
-    # Calls that could not be placed (trunk refusing them): no claims before this
-    # (monotonic) time; the back-off doubles while it goes on.
+    # Calls that could not be placed (Asterisk or the trunk refusing them): after
+    # HOLD_AFTER failures in a row no claims before this (monotonic) time; the back-off
+    # doubles with each hold while it goes on (not with each of the calls that were
+    # already on their way), and any call that gets through ends it.
     hold_until: float = 0.0
     backoff: float = 0.0
+    failures_in_row: int = 0
     # Why the last attempts were put off (a dial-time rule) or retried: said in the status
     # while the campaign waits.
     waiting_why: str | None = None
@@ -240,11 +245,7 @@ class Dialer:
                 except (FlowError, ValueError) as exc:
                     problem = f"cannot dial: {exc}"
                     log.error("campaign %s paused: %s", campaign.name, problem)
-                    await self._db(
-                        lambda s, c=campaign, p=problem: cstore.set_status(
-                            s, c.id, CampaignStatus.PAUSED, p, at=self.clock()
-                        )
-                    )
+                    await self._db(self._pause_work(campaign.id, problem))
                     continue
                 if self.prerender is not None:
                     await asyncio.to_thread(self.prerender, flow)
@@ -267,6 +268,13 @@ class Dialer:
             if cid not in running_ids and not self.campaigns[cid].in_flight:
                 del self.campaigns[cid]
         await self._db(lambda s: self._update_reasons(s, running_ids))
+
+    def _pause_work(self, campaign_id: str, problem: str) -> Callable[[Session], object]:
+        at = self.clock()
+        return lambda s: cstore.set_status(s, campaign_id, CampaignStatus.PAUSED, problem, at=at)
+
+    def _claim_in(self, run: Running, limit: int, s: Session) -> list[tuple[Attempt, str]]:
+        return self._claim(s, run, limit)
 
     def _running_campaigns(self, s: Session) -> list[Campaign]:
         rows = list(s.scalars(sa.select(Campaign).where(Campaign.status == CampaignStatus.RUNNING)))
@@ -353,7 +361,7 @@ class Dialer:
             )
             if room <= 0:
                 continue
-            claimed = await self._db(lambda s, r=run, n=room: self._claim(s, r, n))
+            claimed = await self._db(functools.partial(self._claim_in, run, room))
             assert isinstance(claimed, list)
             for attempt, contact_language in claimed:
                 # Placed side by side: an originate that Asterisk answers slowly must not
@@ -514,21 +522,27 @@ class Dialer:
             return
         self.placed += 1
         run.backoff = 0.0
+        run.failures_in_row = 0
         if run.reason and run.reason.startswith(TRUNK_FAILING):
             run.reason = None
         await self._follow(run, attempt, out)
 
     async def _not_placed(self, run: Running, attempt: Attempt, detail: str) -> None:
-        """The call was not placed: the attempt goes back unspent, and the campaign holds
-        off (2 s, doubling to a minute) saying why, until a call gets through again."""
+        """The call was not placed: the attempt goes back unspent (due again in a few
+        seconds). After HOLD_AFTER such failures in a row the campaign holds off (2 s,
+        doubling to 30 s), saying why, until a call gets through again."""
         run.in_flight.discard(attempt.id)
-        if ": 0 no answer from Asterisk" in detail:  # ARI did not answer at all
-            run.reason = f"{ASTERISK_DOWN}: {detail}"[:300]
-        else:
-            run.reason = f"{TRUNK_FAILING}: {detail}"[:300]
-        run.backoff = min(max(2.0, run.backoff * 2), 60.0)
-        run.hold_until = self.monotonic() + run.backoff
-        retry_at = self.clock() + timedelta(seconds=run.backoff)
+        log.warning("campaign %s: a call was not placed: %s", run.name, detail)
+        run.failures_in_row += 1
+        now = self.monotonic()
+        if run.failures_in_row >= HOLD_AFTER and now >= run.hold_until:
+            if ": 0 no answer from Asterisk" in detail:  # ARI did not answer at all
+                run.reason = f"{ASTERISK_DOWN}: {detail}"[:300]
+            else:
+                run.reason = f"{TRUNK_FAILING}: {detail}"[:300]
+            run.backoff = min(max(2.0, run.backoff * 2), 30.0)
+            run.hold_until = now + run.backoff
+        retry_at = self.clock() + timedelta(seconds=max(run.backoff, 2.0))
         for retry in range(10):
             try:
                 await self._db(lambda s: cstore.return_unplaced(s, attempt.id, retry_at))

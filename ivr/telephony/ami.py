@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from panoramisk import Manager
+from panoramisk import Manager  # type: ignore[import-untyped]
 
 from ivr.config import Settings
 from ivr.credentials import Credentials

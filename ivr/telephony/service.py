@@ -213,10 +213,10 @@ class TelephonyService:
         for channel_id in gone_sessions():
             if await self._channel_exists(channel_id) is not False:
                 continue  # the list missed it: the call goes on
-            session = self.sessions.get(channel_id)
-            if session is not None:
+            gone = self.sessions.get(channel_id)
+            if gone is not None:
                 log.warning("reconcile: channel %s is gone: call interrupted", channel_id)
-                session.interrupt()
+                gone.interrupt()
         for channel_id in gone_outbound():
             if await self._channel_exists(channel_id) is not False or (
                 channel_id not in self._outbound

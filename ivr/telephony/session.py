@@ -466,8 +466,10 @@ class CallSession:
                     self.interrupted = await self._asterisk_went_down()
                 self.status = "interrupted" if self.interrupted else action.status
                 self.ended_at = self.clock()
-                await self._flush_writes()  # a failed answer fails the call, not completes it
+                # The caller is not kept on the line for our commits: hang up, then wait
+                # for the call's writes (a failed answer fails the call, not completes it).
                 await self._hang_up_for_the_cause()
+                await self._flush_writes()
                 await self.recorder.ended(
                     info.call_id,
                     self.status,
