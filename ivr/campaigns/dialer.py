@@ -19,10 +19,9 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -37,12 +36,9 @@ from ivr.store import repo
 from ivr.store.models import (
     Attempt,
     AttemptOutcome,
-    AttemptState,
-    Call,
     CallStatus,
     Campaign,
     CampaignStatus,
-    Contact,
 )
 from ivr.store.writer import DbWriter
 from ivr.telephony.service import OutboundCall, TelephonyService
@@ -190,7 +186,7 @@ class Dialer:
             if attempt.channel_id is None:
                 cstore.release_attempt(s, attempt.id)  # claimed, never placed
                 continue
-            call = s.scalars(sa.select(Call).where(Call.attempt_id == attempt.id)).first()
+            call = repo.call_of_attempt(s, attempt.id)
             if call is None:
                 # Marked originated, but the call row (written before the originate) is
                 # missing: the call was never placed. It goes back to the queue unspent.
@@ -277,7 +273,7 @@ class Dialer:
         return self._claim(s, run, limit)
 
     def _running_campaigns(self, s: Session) -> list[Campaign]:
-        rows = list(s.scalars(sa.select(Campaign).where(Campaign.status == CampaignStatus.RUNNING)))
+        rows = cstore.running_campaigns(s)
         s.expunge_all()
         return rows
 
@@ -288,17 +284,7 @@ class Dialer:
             run = self.campaigns.get(cid)
             if run is None:
                 continue
-            due_now, next_due, left = s.execute(
-                sa.select(
-                    sa.func.count().filter(
-                        sa.and_(Attempt.state == AttemptState.DUE, Attempt.due_at <= now)
-                    ),
-                    sa.func.min(Attempt.due_at).filter(Attempt.state == AttemptState.DUE),
-                    sa.func.count().filter(
-                        Attempt.state.in_((AttemptState.DUE, AttemptState.DIALING))
-                    ),
-                ).where(Attempt.campaign_id == cid)
-            ).one()
+            due_now, next_due, left = cstore.due_summary(s, cid, now)
             reason: str | None
             if not left:
                 cstore.set_status(
@@ -385,99 +371,38 @@ class Dialer:
         ready: list[tuple[Attempt, str]] = []
         if not attempts:
             return ready
-        phones = [a.phone for a in attempts]
-        day_start = self._day_start(run, now)
-        called_elsewhere = (
-            cstore.numbers_called_today(s, phones, day_start, run.id)
-            if run.policy.cross_campaign_daily_cap
-            else set()
+        facts = cstore.dial_facts(
+            s,
+            attempts,
+            campaign_id=run.id,
+            day_start=rules.day_start(run.policy, now),
+            daily_cap=run.policy.cross_campaign_daily_cap,
         )
-        # The dial-time facts for the whole batch in three queries (not three per attempt).
-        history: dict[str, list[sa.Row[tuple[AttemptOutcome | None, datetime | None, str, str]]]]
-        history = {phone: [] for phone in phones}
-        for row in s.execute(
-            sa.select(
-                Attempt.outcome, Attempt.started_at, Attempt.campaign_id, Attempt.phone
-            ).where(Attempt.phone.in_(phones), Attempt.state == AttemptState.DONE)
-        ):
-            history[row.phone].append(row)
-        opted_out = repo.opted_out_among(s, phones)
-        languages = {
-            contact_id: language
-            for contact_id, language in s.execute(
-                sa.select(Contact.id, Contact.language).where(
-                    Contact.id.in_([a.contact_id for a in attempts])
-                )
-            )
-        }
         for attempt in attempts:
-            reason, retry_at = self._gate(
-                run, attempt, now, called_elsewhere, history[attempt.phone], opted_out
+            fact = facts[attempt.id]
+            gate = rules.dial_gate(
+                run.policy,
+                now=now,
+                attempts_made=fact.attempts_made,
+                last_attempt_at=fact.last_attempt_at,
+                opted_out=fact.opted_out,
+                unallocated_before=fact.unallocated_before,
+                called_today_by_other_campaign=fact.called_today_elsewhere,
             )
-            if reason is None:
-                language = languages.get(attempt.contact_id)
-                ready.append(
-                    (attempt, language.value if language is not None else run.default_language)
-                )
-            elif retry_at is not None:
-                run.waiting_why = reason
-                self._reschedule(s, attempt.id, retry_at)
+            if gate.dial_now:
+                ready.append((attempt, fact.language or run.default_language))
+            elif gate.not_before is not None:
+                run.waiting_why = gate.reason
+                self._reschedule(s, attempt.id, gate.not_before)
             else:
                 cstore.finish_attempt(
-                    s, attempt.id, outcome=AttemptOutcome.SKIPPED, detail=reason, ended_at=now
+                    s, attempt.id, outcome=AttemptOutcome.SKIPPED, detail=gate.reason, ended_at=now
                 )
         if ready:
             cstore.mark_originated_many(s, {a.id: f"out-{a.id}" for a, _ in ready}, started_at=now)
             for attempt, _ in ready:
                 s.expunge(attempt)
         return ready
-
-    def _day_start(self, run: Running, now: datetime) -> datetime:
-        zone = ZoneInfo(run.policy.timezone)
-        local = now.astimezone(zone)
-        return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
-
-    def _gate(
-        self,
-        run: Running,
-        attempt: Attempt,
-        now: datetime,
-        called_elsewhere: set[str],
-        history: Sequence[Any],
-        opted_out: set[str],
-    ) -> tuple[str | None, datetime | None]:
-        """The dial-time rules: (None, None) to dial now; (reason, when) to retry later;
-        (reason, None) when this attempt must not be placed at all. ``history``: the
-        number's finished attempts (any campaign); ``opted_out``: the batch's numbers on the
-        do-not-call list."""
-        mine = [
-            h
-            for h in history
-            if h.campaign_id == run.id and h.outcome is not AttemptOutcome.SKIPPED
-        ]
-        last = max((h.started_at for h in mine if h.started_at), default=None)
-        reason = rules.may_dial_now(
-            run.policy,
-            now=now,
-            attempts_made=len(mine),
-            last_attempt_at=last,
-            opted_out=attempt.phone in opted_out,
-            unallocated_before=any(h.outcome is AttemptOutcome.UNALLOCATED for h in history),
-            called_today_by_other_campaign=attempt.phone in called_elsewhere,
-        )
-        if reason is None:
-            return None, None
-        if rules.window_reason(run.policy, now) is not None:
-            return reason, rules.next_window_start(run.policy, now)
-        if last is not None and now - last < run.policy.min_gap:
-            return reason, self._in_window(run, last + run.policy.min_gap)
-        if attempt.phone in called_elsewhere:
-            tomorrow = self._day_start(run, now) + timedelta(days=1, hours=1)
-            return reason, self._in_window(run, tomorrow)
-        return reason, None
-
-    def _in_window(self, run: Running, at: datetime) -> datetime | None:
-        return at if rules.in_window(run.policy, at) else rules.next_window_start(run.policy, at)
 
     def _reschedule(self, s: Session, attempt_id: str, due_at: datetime | None) -> None:
         if due_at is None:
@@ -489,15 +414,7 @@ class Dialer:
                 ended_at=self.clock(),
             )
             return
-        s.execute(
-            sa.update(Attempt)
-            .where(
-                Attempt.id == attempt_id,
-                Attempt.state == AttemptState.DIALING,
-                Attempt.channel_id.is_(None),
-            )
-            .values(state=AttemptState.DUE, due_at=due_at, claimed_by=None, claimed_at=None)
-        )
+        cstore.put_off(s, attempt_id, due_at)
 
     async def _place(self, run: Running, attempt: Attempt, language: str) -> None:
         try:
@@ -630,18 +547,7 @@ class Dialer:
         # first attempt would be retried is the contact's real count needed.
         decision = rules.decide_next(policy, outcome=outcome, attempts_made=1, ended_at=ended)
         if isinstance(decision, rules.Retry):
-            made = (
-                s.scalar(
-                    sa.select(sa.func.count())
-                    .select_from(Attempt)
-                    .where(
-                        Attempt.contact_id == done.contact_id,
-                        Attempt.state == AttemptState.DONE,
-                        Attempt.outcome != AttemptOutcome.SKIPPED,
-                    )
-                )
-                or 0
-            )
+            made = cstore.attempts_made(s, done.contact_id)
             decision = rules.decide_next(
                 policy, outcome=outcome, attempts_made=int(made), ended_at=ended
             )
@@ -680,8 +586,9 @@ class Dialer:
         for attempt in cstore.stale_dialing(s, self.node):
             if attempt.id in placing:
                 continue
-            placed = s.scalar(sa.select(Call.id).where(Call.attempt_id == attempt.id).limit(1))
-            if placed is None and cstore.return_unplaced(s, attempt.id):
+            if repo.call_of_attempt(s, attempt.id) is None and cstore.return_unplaced(
+                s, attempt.id
+            ):
                 returned += 1
         return returned
 

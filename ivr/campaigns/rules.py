@@ -34,11 +34,14 @@ __all__ = [
     "CallingPolicy",
     "Decision",
     "Final",
+    "Gate",
     "Outcome",
     "Pacer",
     "Retry",
     "Window",
+    "day_start",
     "decide_next",
+    "dial_gate",
     "finnish_non_calling_days",
     "holiday_name",
     "in_window",
@@ -315,6 +318,78 @@ def decide_next(
     return Retry(due)
 
 
+@dataclass(frozen=True)
+class Gate:
+    """The dial-time gate's answer. ``rule`` None: dial now. Otherwise the rule that blocks
+    the call (``do_not_call``, ``unallocated``, ``attempts_cap``, ``window``, ``min_gap``,
+    ``daily_cap``), the reason in words, and ``not_before``: when the call may be placed
+    (always inside a calling window), or None when it never may."""
+
+    rule: str | None = None
+    reason: str | None = None
+    not_before: datetime | None = None
+
+    @property
+    def dial_now(self) -> bool:
+        return self.rule is None
+
+
+def day_start(policy: CallingPolicy, at: datetime) -> datetime:
+    """Midnight of ``at``'s day in the campaign's zone (an aware datetime in UTC)."""
+    local = _local(policy, at)
+    midnight = datetime.combine(local.date(), time(0), tzinfo=local.tzinfo)
+    return midnight.astimezone(UTC)
+
+
+def _in_window_from(policy: CallingPolicy, at: datetime) -> datetime | None:
+    return at if in_window(policy, at) else next_window_start(policy, at)
+
+
+def dial_gate(
+    policy: CallingPolicy,
+    *,
+    now: datetime,
+    attempts_made: int,
+    last_attempt_at: datetime | None,
+    opted_out: bool,
+    unallocated_before: bool,
+    called_today_by_other_campaign: bool,
+) -> Gate:
+    """The gate run immediately before each origination: which rule (if any) blocks the
+    call, and when it may be dialled instead. ``attempts_made`` counts earlier attempts on
+    this number in this campaign."""
+    _local(policy, now)
+    if opted_out:
+        return Gate("do_not_call", "on the do-not-call list")
+    if unallocated_before:
+        return Gate("unallocated", "number known to be unallocated")
+    if attempts_made >= policy.max_attempts:
+        return Gate("attempts_cap", f"attempts cap {policy.max_attempts} reached")
+    reason = window_reason(policy, now)
+    if reason is not None:
+        return Gate("window", reason, next_window_start(policy, now))
+    if last_attempt_at is not None:
+        _local(policy, last_attempt_at)
+        earliest = last_attempt_at.astimezone(UTC) + policy.min_gap
+        if now.astimezone(UTC) < earliest:
+            return Gate(
+                "min_gap",
+                f"too soon after the last attempt (at least {_duration(policy.min_gap)} "
+                "between attempts on one number)",
+                _in_window_from(policy, earliest),
+            )
+    if policy.cross_campaign_daily_cap and called_today_by_other_campaign:
+        # Tomorrow, from 01:00 local (not at midnight sharp), in a window.
+        tomorrow = _local(policy, day_start(policy, now) + timedelta(hours=25))
+        at = datetime.combine(tomorrow.date(), time(1), tzinfo=ZoneInfo(policy.timezone))
+        return Gate(
+            "daily_cap",
+            "already called today by another campaign",
+            _in_window_from(policy, at.astimezone(UTC)),
+        )
+    return Gate()
+
+
 def may_dial_now(
     policy: CallingPolicy,
     *,
@@ -325,29 +400,16 @@ def may_dial_now(
     unallocated_before: bool,
     called_today_by_other_campaign: bool,
 ) -> str | None:
-    """The gate run immediately before each origination: None when the call may be placed
-    now, otherwise the reason it may not. ``attempts_made`` counts earlier attempts on this
-    number in this campaign."""
-    _local(policy, now)
-    if opted_out:
-        return "on the do-not-call list"
-    if unallocated_before:
-        return "number known to be unallocated"
-    if attempts_made >= policy.max_attempts:
-        return f"attempts cap {policy.max_attempts} reached"
-    reason = window_reason(policy, now)
-    if reason is not None:
-        return reason
-    if last_attempt_at is not None:
-        _local(policy, last_attempt_at)
-        if now.astimezone(UTC) - last_attempt_at.astimezone(UTC) < policy.min_gap:
-            return (
-                f"too soon after the last attempt (at least {_duration(policy.min_gap)} "
-                "between attempts on one number)"
-            )
-    if policy.cross_campaign_daily_cap and called_today_by_other_campaign:
-        return "already called today by another campaign"
-    return None
+    """:func:`dial_gate`'s reason alone: None when the call may be placed now."""
+    return dial_gate(
+        policy,
+        now=now,
+        attempts_made=attempts_made,
+        last_attempt_at=last_attempt_at,
+        opted_out=opted_out,
+        unallocated_before=unallocated_before,
+        called_today_by_other_campaign=called_today_by_other_campaign,
+    ).reason
 
 
 # --------------------------------------------------------------------------------------------

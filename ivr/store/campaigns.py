@@ -41,7 +41,7 @@ from ivr.store.models import (
     new_id,
     utcnow,
 )
-from ivr.store.repo import E164
+from ivr.store.repo import E164, opted_out_among
 
 __all__ = [
     "AttemptNotFound",
@@ -709,6 +709,54 @@ def return_unplaced(s: Session, attempt_id: str, due_at: datetime | None = None)
     return bool(_rowcount(done))
 
 
+def running_campaigns(s: Session) -> list[Campaign]:
+    return list(s.scalars(sa.select(Campaign).where(Campaign.status == CampaignStatus.RUNNING)))
+
+
+def due_summary(s: Session, campaign_id: str, now: datetime) -> tuple[int, datetime | None, int]:
+    """(attempts due now, the earliest due time, attempts due or being dialled)."""
+    due_now, next_due, left = s.execute(
+        sa.select(
+            sa.func.count().filter(
+                sa.and_(Attempt.state == AttemptState.DUE, Attempt.due_at <= now)
+            ),
+            sa.func.min(Attempt.due_at).filter(Attempt.state == AttemptState.DUE),
+            sa.func.count().filter(Attempt.state.in_((AttemptState.DUE, AttemptState.DIALING))),
+        ).where(Attempt.campaign_id == campaign_id)
+    ).one()
+    return int(due_now), next_due, int(left)
+
+
+def put_off(s: Session, attempt_id: str, due_at: datetime) -> None:
+    """A claimed attempt that a dial-time rule holds back (never originated): due again at
+    ``due_at``."""
+    s.execute(
+        sa.update(Attempt)
+        .where(
+            Attempt.id == attempt_id,
+            Attempt.state == AttemptState.DIALING,
+            Attempt.channel_id.is_(None),
+        )
+        .values(state=AttemptState.DUE, due_at=due_at, claimed_by=None, claimed_at=None)
+    )
+
+
+def attempts_made(s: Session, contact_id: str) -> int:
+    """The contact's finished attempts that were dialled (not skipped)."""
+    return int(
+        s.scalar(
+            sa.select(sa.func.count())
+            .select_from(Attempt)
+            .where(
+                Attempt.contact_id == contact_id,
+                Attempt.state == AttemptState.DONE,
+                Attempt.outcome != AttemptOutcome.SKIPPED,
+            )
+        )
+        or 0
+    )
+
+
 def stale_dialing(s: Session, node: str) -> list[Attempt]:
     """Attempts this node left in ``dialing`` (after a crash: reconcile each one)."""
     return list(
@@ -746,6 +794,67 @@ def numbers_called_today(
             )
         )
     return called
+
+
+@dataclass(frozen=True)
+class DialFacts:
+    """What the dial-time rules need to know about one claimed attempt."""
+
+    attempts_made: int  # earlier dialled attempts on this number in this campaign
+    last_attempt_at: datetime | None
+    opted_out: bool
+    unallocated_before: bool  # any campaign found the number unallocated
+    called_today_elsewhere: bool
+    language: str | None  # the contact's
+
+
+def dial_facts(
+    s: Session,
+    attempts: Sequence[Attempt],
+    *,
+    campaign_id: str,
+    day_start: datetime,
+    daily_cap: bool,
+) -> dict[str, DialFacts]:
+    """The dial-time facts of a claimed batch (attempt id -> facts), in four queries for
+    the whole batch: finished attempts on the numbers, the do-not-call list, the numbers
+    called today by other campaigns (only if the daily cap applies), the languages."""
+    phones = sorted({a.phone for a in attempts})
+    history: dict[str, list[sa.Row[Any]]] = {phone: [] for phone in phones}
+    for chunk in _chunks(phones, PHONE_CHUNK):
+        for row in s.execute(
+            sa.select(
+                Attempt.outcome, Attempt.started_at, Attempt.campaign_id, Attempt.phone
+            ).where(Attempt.phone.in_(chunk), Attempt.state == AttemptState.DONE)
+        ):
+            history[row.phone].append(row)
+    opted_out = opted_out_among(s, phones)
+    elsewhere = numbers_called_today(s, phones, day_start, campaign_id) if daily_cap else set()
+    languages = {
+        contact_id: language.value
+        for contact_id, language in s.execute(
+            sa.select(Contact.id, Contact.language).where(
+                Contact.id.in_([a.contact_id for a in attempts])
+            )
+        )
+    }
+    facts = {}
+    for attempt in attempts:
+        rows = history[attempt.phone]
+        mine = [
+            h
+            for h in rows
+            if h.campaign_id == campaign_id and h.outcome is not AttemptOutcome.SKIPPED
+        ]
+        facts[attempt.id] = DialFacts(
+            attempts_made=len(mine),
+            last_attempt_at=max((h.started_at for h in mine if h.started_at), default=None),
+            opted_out=attempt.phone in opted_out,
+            unallocated_before=any(h.outcome is AttemptOutcome.UNALLOCATED for h in rows),
+            called_today_elsewhere=attempt.phone in elsewhere,
+            language=languages.get(attempt.contact_id),
+        )
+    return facts
 
 
 # --------------------------------------------------------------------------- the funnel

@@ -168,6 +168,11 @@ def interrupt_active_calls(session: Session, node_name: str, at: datetime) -> in
     return len(interrupted)
 
 
+def call_of_attempt(session: Session, attempt_id: str) -> Call | None:
+    """The call placed for a campaign attempt, if any."""
+    return session.scalars(sa.select(Call).where(Call.attempt_id == attempt_id).limit(1)).first()
+
+
 def discard_unplaced_call(session: Session, call_id: str) -> None:
     """Remove the row of an outbound call that never reached the network (its originate
     failed): it was never a call, so it is neither counted nor reported."""

@@ -12,11 +12,14 @@ from ivr.campaigns.rules import (
     END_OF_DAY,
     CallingPolicy,
     Final,
+    Gate,
     Outcome,
     Pacer,
     Retry,
     Window,
+    day_start,
     decide_next,
+    dial_gate,
     finnish_non_calling_days,
     holiday_name,
     in_window,
@@ -759,3 +762,66 @@ def test_a_window_ending_at_24_ends_at_the_next_midnight() -> None:
         at = hel(2026, 10, 25, 22) + timedelta(minutes=minute)
         assert window_reason(joined, at) is None, at
     assert "outside calling hours 00:00–02:00" in str(window_reason(joined, hel(2026, 10, 26, 2)))
+
+
+# --------------------------------------------------------------------------- the dial gate
+# Which rule blocks a call and when it may be dialled: the same answers on any date.
+GATE_FREE = {
+    "attempts_made": 0,
+    "last_attempt_at": None,
+    "opted_out": False,
+    "unallocated_before": False,
+    "called_today_by_other_campaign": False,
+}
+GATE_DATES = {
+    "past-monday": hel(2024, 1, 15, 11),
+    "future-monday": hel(2031, 11, 24, 11),
+    # Thursday before Easter and the spring DST change: the next calls after the daily cap
+    # are on Tuesday (Good Friday, the weekend and Easter Monday are closed).
+    "dst-spring-easter": hel(2027, 3, 25, 11),
+    "dst-autumn-friday": hel(2026, 10, 23, 11),
+    "before-christmas": hel(2026, 12, 23, 11),  # Wednesday; Christmas Eve is closed
+}
+
+
+@pytest.mark.parametrize("now", list(GATE_DATES.values()), ids=list(GATE_DATES))
+def test_the_dial_gate_names_the_rule_and_when_to_dial(now: datetime) -> None:
+    policy = PILOT
+    assert dial_gate(policy, now=now, **GATE_FREE) == Gate()  # type: ignore[arg-type]
+    never = [
+        (dict(GATE_FREE, opted_out=True), "do_not_call"),
+        (dict(GATE_FREE, unallocated_before=True), "unallocated"),
+        (dict(GATE_FREE, attempts_made=3), "attempts_cap"),
+    ]
+    for arguments, rule in never:
+        gate = dial_gate(policy, now=now, **arguments)  # type: ignore[arg-type]
+        assert (gate.rule, gate.not_before) == (rule, None) and gate.reason
+    # Too soon after the last attempt: dialled when the gap has passed (in the window).
+    last = now - policy.min_gap / 2
+    gate = dial_gate(policy, now=now, **dict(GATE_FREE, last_attempt_at=last))  # type: ignore[arg-type]
+    assert gate.rule == "min_gap" and gate.not_before == last + policy.min_gap
+    # Called today by another campaign: the next day's first window (10:00 local), or the
+    # next working day's after a weekend or a holiday.
+    gate = dial_gate(
+        policy,
+        now=now,
+        **dict(GATE_FREE, called_today_by_other_campaign=True),  # type: ignore[arg-type]
+    )
+    assert gate.rule == "daily_cap" and gate.not_before is not None
+    assert gate.not_before == next_window_start(policy, day_start(policy, now) + timedelta(days=1))
+    local = gate.not_before.astimezone(ZoneInfo("Europe/Helsinki"))
+    assert local.time() == time(10) and local.date() > now.date()
+    # Outside the window: dialled when it opens.
+    evening = now.replace(hour=21) if now.tzinfo else now
+    gate = dial_gate(policy, now=evening, **GATE_FREE)  # type: ignore[arg-type]
+    assert gate.rule == "window" and gate.not_before == next_window_start(policy, evening)
+    assert may_dial_now(policy, now=evening, **GATE_FREE) == gate.reason  # type: ignore[arg-type]
+
+
+def test_day_start_is_local_midnight_on_dst_days() -> None:
+    spring = hel(2027, 3, 28, 12)  # 23 hours long
+    autumn = hel(2026, 10, 25, 12)  # 25 hours long
+    assert day_start(PILOT, spring) == hel(2027, 3, 28, 0).astimezone(UTC)
+    assert day_start(PILOT, autumn) == hel(2026, 10, 25, 0).astimezone(UTC)
+    assert day_start(PILOT, hel(2027, 3, 29, 0)) - day_start(PILOT, spring) == timedelta(hours=23)
+    assert day_start(PILOT, hel(2026, 10, 26, 0)) - day_start(PILOT, autumn) == timedelta(hours=25)
