@@ -488,14 +488,19 @@ async def run_one(
                 f"  [{tag}] only {reached} answered calls after {res.reached_at:.0f} s", flush=True
             )
         await asyncio.sleep(args.settle)
+
+        def ticks() -> tuple[float, int | None, int | None, tuple[int, int, int]]:
+            """(monotonic, worker CPU, Asterisk CPU, machine CPU) now."""
+            return (
+                time.monotonic(),
+                cpu_ticks(worker.pid),
+                cpu_ticks(inst.asterisk_pid, False),
+                machine_ticks(),
+            )
+
         w0 = time.time()
         o0 = own_ticks()
-        m0, a0, k0, s0 = (
-            time.monotonic(),
-            cpu_ticks(worker.pid),
-            cpu_ticks(inst.asterisk_pid, False),
-            machine_ticks(),
-        )
+        m0, a0, k0, s0 = ticks()
         next_print = time.monotonic() + 10
         while time.time() < w0 + args.seconds:
             await asyncio.sleep(0.5)
@@ -512,12 +517,7 @@ async def run_one(
                 )
         w1 = time.time()
         o1 = own_ticks()
-        m1, a1, k1, s1 = (
-            time.monotonic(),
-            cpu_ticks(worker.pid),
-            cpu_ticks(inst.asterisk_pid, False),
-            machine_ticks(),
-        )
+        m1, a1, k1, s1 = ticks()
         # Prompts answering the last keys of the window come a moment later.
         await asyncio.sleep(2.0)
     finally:

@@ -393,7 +393,7 @@ class Dialer:
                 ready.append((attempt, fact.language or run.default_language))
             elif gate.not_before is not None:
                 run.waiting_why = gate.reason
-                self._reschedule(s, attempt.id, gate.not_before)
+                cstore.put_off(s, attempt.id, gate.not_before)
             else:
                 cstore.finish_attempt(
                     s, attempt.id, outcome=AttemptOutcome.SKIPPED, detail=gate.reason, ended_at=now
@@ -403,18 +403,6 @@ class Dialer:
             for attempt, _ in ready:
                 s.expunge(attempt)
         return ready
-
-    def _reschedule(self, s: Session, attempt_id: str, due_at: datetime | None) -> None:
-        if due_at is None:
-            cstore.finish_attempt(
-                s,
-                attempt_id,
-                outcome=AttemptOutcome.SKIPPED,
-                detail="no calling window left",
-                ended_at=self.clock(),
-            )
-            return
-        cstore.put_off(s, attempt_id, due_at)
 
     async def _place(self, run: Running, attempt: Attempt, language: str) -> None:
         try:

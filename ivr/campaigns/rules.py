@@ -45,7 +45,6 @@ __all__ = [
     "finnish_non_calling_days",
     "holiday_name",
     "in_window",
-    "may_dial_now",
     "next_window_start",
     "parse_windows",
     "window_reason",
@@ -388,28 +387,6 @@ def dial_gate(
             _in_window_from(policy, at.astimezone(UTC)),
         )
     return Gate()
-
-
-def may_dial_now(
-    policy: CallingPolicy,
-    *,
-    now: datetime,
-    attempts_made: int,
-    last_attempt_at: datetime | None,
-    opted_out: bool,
-    unallocated_before: bool,
-    called_today_by_other_campaign: bool,
-) -> str | None:
-    """:func:`dial_gate`'s reason alone: None when the call may be placed now."""
-    return dial_gate(
-        policy,
-        now=now,
-        attempts_made=attempts_made,
-        last_attempt_at=last_attempt_at,
-        opted_out=opted_out,
-        unallocated_before=unallocated_before,
-        called_today_by_other_campaign=called_today_by_other_campaign,
-    ).reason
 
 
 # --------------------------------------------------------------------------------------------

@@ -223,13 +223,10 @@ class TelephonyService:
             ):
                 continue  # the list missed it, or its own end came meanwhile
             log.warning("reconcile: outbound channel %s is gone: call interrupted", channel_id)
-            out = self._outbound.pop(channel_id)
-            self._reg_no.pop(channel_id, None)
-            out.ended_at = self.clock()
-            out.detail = "the call vanished while Asterisk was out of reach"
-            await self.store.not_answered(out.call_id, "interrupted", None, None)
-            if not out.done.done():
-                out.done.set_result("interrupted")
+            out = self._forget_outbound(
+                channel_id, "the call vanished while Asterisk was out of reach"
+            )
+            await self._not_answered(out, "interrupted")
         # Outbound calls answered (their StasisStart) while we were not listening.
         for channel_id in answered_unseen():
             out = self._outbound[channel_id]
@@ -269,18 +266,12 @@ class TelephonyService:
         )
         for session in list(self.sessions.values()):
             session.interrupt()
-        for channel_id, out in list(self._outbound.items()):
+        for channel_id in list(self._outbound):
             if channel_id in self.sessions:
                 continue
-            self._outbound.pop(channel_id, None)
-            out.ended_at = self.clock()
-            out.detail = "Asterisk unreachable"
-            try:
-                await self.store.not_answered(out.call_id, "interrupted", None, None)
-            except Exception:
-                log.exception("call %s: its interruption could not be stored", out.call_id)
-            if not out.done.done():
-                out.done.set_result("interrupted")
+            await self._not_answered(
+                self._forget_outbound(channel_id, "Asterisk unreachable"), "interrupted"
+            )
 
     # ------------------------------------------------------------------ outbound
     async def call(
@@ -388,17 +379,24 @@ class TelephonyService:
             and channel in self._outbound
             and channel not in self.sessions  # a running session reports its own end
         ):
-            out = self._outbound.pop(channel)
-            self._reg_no.pop(channel, None)
+            out = self._forget_outbound(channel)
             if not out.done.done():
                 # Never answered: busy, no answer, declined, unallocated, failed.
                 cause = event.data.get("cause")
                 tech = event.data.get("tech_cause")
                 out.cause = cause if isinstance(cause, int) else None
                 out.sip_code = tech if isinstance(tech, int) else None
-                out.ended_at = self.clock()
                 outcome = classify(False, out.cause, out.sip_code)
                 self._spawn(self._not_answered(out, outcome.value), f"end-{out.call_id}")
+
+    def _forget_outbound(self, channel_id: str, detail: str | None = None) -> OutboundCall:
+        """Stop following an outbound call that no session runs (its end is ours to store):
+        its StasisStart or end is ignored from now on."""
+        out = self._outbound.pop(channel_id)
+        self._reg_no.pop(channel_id, None)
+        out.ended_at = self.clock()
+        out.detail = detail or out.detail
+        return out
 
     async def _not_answered(self, out: OutboundCall, outcome: str) -> None:
         """Store an unanswered call's end (in its own task: a slow database delays only
@@ -596,19 +594,11 @@ class TelephonyService:
         for channel_id, out in list(self._outbound.items()):
             if channel_id in self.sessions or out.done.done():
                 continue
-            self._outbound.pop(channel_id, None)  # its StasisStart or end is ignored now
-            out.ended_at = self.clock()
-            ringing.append(out)
+            ringing.append(self._forget_outbound(channel_id))
             interrupted.append(out.call_id)
             hang_up.append(channel_id)
-        stored = await asyncio.gather(
-            *(self.store.not_answered(o.call_id, "interrupted", None, None) for o in ringing),
-            return_exceptions=True,
-        )
-        for out, result in zip(ringing, stored, strict=True):
-            if isinstance(result, Exception):  # the next start's reconcile settles it
-                log.warning("shutting down: call %s not stored: %s", out.call_id, result)
-            out.done.set_result("interrupted")
+        # A call not stored here is settled by the next start's reconcile.
+        await asyncio.gather(*(self._not_answered(o, "interrupted") for o in ringing))
         hang_up.extend(self.bridges)
         results = await asyncio.gather(
             *(self.ari.hangup(channel_id) for channel_id in hang_up), return_exceptions=True

@@ -154,7 +154,8 @@ class CallSession:
         # The call's database writes, in order, beside the flow: a key press is answered
         # by the next prompt without waiting for its commit; the end of the call waits
         # for all of them (durable), and a failed one fails the call (apology, hang-up).
-        self._writes: list[asyncio.Task[object]] = []
+        self._writes: set[asyncio.Task[object]] = set()
+        self._write_error: Exception | None = None  # the first write that failed
         self._playback: tuple[str, int] | None = None  # (playback id, token)
         self._recording: tuple[str, int] | None = None  # (name, token)
         self._timer: asyncio.TimerHandle | None = None
@@ -184,27 +185,21 @@ class CallSession:
         database writer in the order they are made here (each task's first step submits
         its work), so the call's rows keep the order of its events."""
         task: asyncio.Task[object] = asyncio.ensure_future(work)
-        self._writes.append(task)
+        self._writes.add(task)
         task.add_done_callback(self._write_done)
 
     def _write_done(self, task: asyncio.Task[object]) -> None:
-        if not task.cancelled() and isinstance(task.exception(), Exception):
-            error = task.exception()
-            assert isinstance(error, Exception)
+        self._writes.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, Exception):
+            self._write_error = self._write_error or error
             self.events.put_nowait(_WriteFailed(error))
-            return
-        while self._writes and self._writes[0].done() and not self._failed(self._writes[0]):
-            self._writes.pop(0)
-
-    @staticmethod
-    def _failed(task: asyncio.Task[object]) -> bool:
-        return not task.cancelled() and task.exception() is not None
 
     async def _flush_writes(self) -> None:
         """Wait for every write made so far; raise the first failure."""
-        pending, self._writes = self._writes, []
-        for task in pending:
-            await task  # re-raises its error
+        await asyncio.gather(*self._writes, return_exceptions=True)
+        if self._write_error is not None:
+            raise self._write_error
 
     async def resync(self) -> None:
         """After an ARI reconnect: a playback or recording that ended while events were not

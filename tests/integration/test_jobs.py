@@ -29,11 +29,11 @@ from ivr.config import ConfigError, Settings, load_settings
 from ivr.jobs import JobQueue, backoff_delay, make_queue, stt_config
 from ivr.speech.stt import AudioError, SttConfig, Transcript
 from ivr.speech.stt.faster_whisper import FasterWhisperEngine
-from ivr.store import repo
 from ivr.store.db import make_engine, make_session_factory
 from ivr.store.migrate import upgrade
-from ivr.store.models import Direction, TranscriptRow
+from ivr.store.models import TranscriptRow
 from tests.support.cli import run_ivr
+from tests.support.recordings import store_recording
 from tests.support.redis import running_redis
 from tests.support.worker import Worker
 
@@ -121,21 +121,7 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _recording(sessions: sessionmaker[Session], path: Path, language: str = "en") -> int:
-    with sessions.begin() as s:
-        call = repo.create_call(
-            s,
-            direction=Direction.OUTBOUND,
-            flow_id="open-answer-en",
-            flow_version="1",
-            channel_id=f"chan-{path.name}-{time.monotonic_ns()}",
-            node_name="node-a",
-            language=language,
-            started_at=datetime.now(UTC),
-        )
-        rec = repo.save_recording(
-            s, call.id, node_id="q", path=str(path), duration_seconds=5.0, language=language
-        )
-        return rec.id
+    return store_recording(sessions, path, language, flow_id="open-answer-en")
 
 
 def _missing_wav(folder: Path) -> Path:

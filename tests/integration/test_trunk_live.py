@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,13 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from ivr.bootstrap import App, init
-from ivr.config import load_settings
+from ivr.bootstrap import App
 from ivr.telephony.ami import AmiClient, ami_health, contacts_reachable
 from ivr.telephony.ari import AriError
 from ivr.telephony.trunk import trunk_reachable
 from tests.support.cli import run_ivr
-from tests.support.instance import destroy, instance_env, start_or_fail
+from tests.support.instance import running_instance
 from tests.support.sipp import SippFarEnd
 
 pytestmark = pytest.mark.pbx
@@ -39,25 +36,13 @@ def trunk_instance(
     far_end: SippFarEnd, qualify_seconds: int
 ) -> Iterator[tuple[App, dict[str, str]]]:
     """An Asterisk whose outbound trunk is the SIPp far end on loopback."""
-    data_dir = Path(tempfile.mkdtemp(prefix="ivr-trunk-"))
-    env = instance_env(data_dir)
-    env.update(
-        {
-            "IVR_PBX_TRUNK_HOST": "127.0.0.1",
-            "IVR_PBX_TRUNK_PORT": str(far_end.port),
-            "IVR_PBX_TRUNK_QUALIFY_SECONDS": str(qualify_seconds),
-        }
-    )
-    try:
-        app, _ = init(load_settings(environ=env))
-    except Exception:
-        shutil.rmtree(data_dir, ignore_errors=True)
-        raise
-    try:
-        start_or_fail(app)
-        yield app, env
-    finally:
-        destroy(app)
+    trunk = {
+        "IVR_PBX_TRUNK_HOST": "127.0.0.1",
+        "IVR_PBX_TRUNK_PORT": str(far_end.port),
+        "IVR_PBX_TRUNK_QUALIFY_SECONDS": str(qualify_seconds),
+    }
+    with running_instance("ivr-trunk-", lambda env: trunk) as instance:
+        yield instance
 
 
 async def _trunk_reachable(app: App) -> bool | None:

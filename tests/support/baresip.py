@@ -50,7 +50,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tests.support.ports import free_port
+from tests.support.ports import free_port, port_free
 
 HOST = "127.0.0.1"
 MODULE_PATH = "/usr/lib/baresip/modules"
@@ -65,20 +65,11 @@ class BaresipError(RuntimeError):
     """baresip is missing, did not start, or did not do what a test waited for."""
 
 
-def _tcp_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def _pick_ports() -> tuple[int, int]:
     """(SIP port, ctrl_tcp port): SIP P needs UDP+TCP P and TCP P+1 (TLS) free."""
     for _ in range(50):
         sip = free_port()
-        if not _tcp_free(sip + 1):
+        if not port_free(sip + 1):
             continue
         ctrl = free_port(also_udp=False)
         if ctrl not in (sip, sip + 1):

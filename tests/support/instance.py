@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,9 +67,15 @@ def _postgres_database() -> str:
     return create_database(_server.url(), f"ivr_i_{uuid.uuid4().hex[:12]}")
 
 
-def make_instance(prefix: str = "ivr-t-") -> tuple[App, dict[str, str]]:
+def make_instance(
+    prefix: str = "ivr-t-", extra: Callable[[dict[str, str]], dict[str, str]] | None = None
+) -> tuple[App, dict[str, str]]:
+    """An initialised instance on free ports; ``extra`` adds settings, given the base
+    environment (its ports)."""
     data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     env = instance_env(data_dir)
+    if extra is not None:
+        env.update(extra(env))
     try:
         # One movable clock for the whole instance (admin, dialer, sessions, store), on the
         # wall clock until a test sets it.
@@ -76,6 +84,19 @@ def make_instance(prefix: str = "ivr-t-") -> tuple[App, dict[str, str]]:
         shutil.rmtree(data_dir, ignore_errors=True)
         raise
     return app, env
+
+
+@contextlib.contextmanager
+def running_instance(
+    prefix: str = "ivr-t-", extra: Callable[[dict[str, str]], dict[str, str]] | None = None
+) -> Iterator[tuple[App, dict[str, str]]]:
+    """``make_instance`` with its Asterisk started; destroyed afterwards."""
+    app, env = make_instance(prefix, extra)
+    try:
+        start_or_fail(app)
+        yield app, env
+    finally:
+        destroy(app)
 
 
 def build_or_fail(app: App) -> None:

@@ -21,6 +21,16 @@ def free_port(kind: int = socket.SOCK_STREAM, also_udp: bool = True) -> int:
     raise RuntimeError("no free port found")
 
 
+def port_free(port: int, kind: int = socket.SOCK_STREAM) -> bool:
+    """Whether ``port`` on 127.0.0.1 can be bound now (TCP, or UDP with SOCK_DGRAM)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_range(size: int, start: int = 20000, end: int = 60000) -> int:
     """The start of ``size`` consecutive UDP ports that are free now."""
     for base in range(start, end - size, size):

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from tests.support.ports import free_port
+from tests.support.ports import free_port, port_free
 from tests.support.tools import tool
 
 HOST = "127.0.0.1"
@@ -80,15 +80,6 @@ UAS_IGNORING_OPTIONS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 """
 
 
-def _udp_bound(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return True
-    return False
-
-
 class SippFarEnd:
     """One SIPp UAS process on a free loopback port; a context manager."""
 
@@ -118,7 +109,7 @@ class SippFarEnd:
                 argv, cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=out
             )
         deadline = time.monotonic() + timeout
-        while not _udp_bound(self.port):
+        while port_free(self.port, socket.SOCK_DGRAM):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.close()
                 raise RuntimeError(

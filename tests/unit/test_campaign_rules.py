@@ -23,7 +23,6 @@ from ivr.campaigns.rules import (
     finnish_non_calling_days,
     holiday_name,
     in_window,
-    may_dial_now,
     next_window_start,
     parse_windows,
     window_reason,
@@ -389,7 +388,7 @@ def test_a_number_that_is_always_busy_gets_exactly_the_cap(
     made = 0
     while True:
         assert (
-            may_dial_now(
+            dial_gate(
                 policy,
                 now=now,
                 attempts_made=made,
@@ -397,7 +396,7 @@ def test_a_number_that_is_always_busy_gets_exactly_the_cap(
                 opted_out=False,
                 unallocated_before=False,
                 called_today_by_other_campaign=False,
-            )
+            ).reason
             is None
         )
         made += 1
@@ -480,11 +479,9 @@ GATE_OK: Mapping[str, object] = {
         ),
     ],
 )
-def test_may_dial_now(
-    policy: CallingPolicy, changes: dict[str, object], reason: str | None
-) -> None:
+def test_dial_gate(policy: CallingPolicy, changes: dict[str, object], reason: str | None) -> None:
     arguments = {**GATE_OK, **changes}
-    result = may_dial_now(policy, **arguments)  # type: ignore[arg-type]
+    result = dial_gate(policy, **arguments).reason  # type: ignore[arg-type]
     if reason is None:
         assert result is None
     else:
@@ -497,13 +494,13 @@ def test_min_gap_is_elapsed_time_in_the_repeated_autumn_hour() -> None:
     assert second.astimezone(UTC) - first.astimezone(UTC) == timedelta(minutes=10)
     common = {"opted_out": False, "unallocated_before": False}
     gate = {"attempts_made": 1, "called_today_by_other_campaign": False, **common}
-    assert may_dial_now(ROUND_THE_CLOCK, now=second, last_attempt_at=first, **gate) is None  # type: ignore[arg-type]
-    too_soon = may_dial_now(
+    assert dial_gate(ROUND_THE_CLOCK, now=second, last_attempt_at=first, **gate).dial_now  # type: ignore[arg-type]
+    too_soon = dial_gate(
         ROUND_THE_CLOCK,
         now=second - timedelta(minutes=1),
         last_attempt_at=first,
         **gate,  # type: ignore[arg-type]
-    )
+    ).reason
     assert too_soon is not None and too_soon.startswith("too soon")
 
 
@@ -815,7 +812,7 @@ def test_the_dial_gate_names_the_rule_and_when_to_dial(now: datetime) -> None:
     evening = now.replace(hour=21) if now.tzinfo else now
     gate = dial_gate(policy, now=evening, **GATE_FREE)  # type: ignore[arg-type]
     assert gate.rule == "window" and gate.not_before == next_window_start(policy, evening)
-    assert may_dial_now(policy, now=evening, **GATE_FREE) == gate.reason  # type: ignore[arg-type]
+    assert gate.reason and gate.reason == window_reason(policy, evening)
 
 
 def test_day_start_is_local_midnight_on_dst_days() -> None:

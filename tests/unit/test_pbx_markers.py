@@ -26,6 +26,7 @@ TESTS = ROOT / "tests"
 # (or call through) one of their own.
 PBX_NAMES = PBX_FIXTURES | {
     "make_instance",
+    "running_instance",
     "start_or_fail",
     "build_or_fail",
     "ServiceThread",
