@@ -31,15 +31,10 @@ from ivr.campaigns import rules
 from ivr.clock import Clock
 from ivr.flows.loader import FlowError, parse_flow
 from ivr.flows.model import Flow
+from ivr.outcome import Outcome, attempt_outcome
 from ivr.store import campaigns as cstore
 from ivr.store import repo
-from ivr.store.models import (
-    Attempt,
-    AttemptOutcome,
-    CallStatus,
-    Campaign,
-    CampaignStatus,
-)
+from ivr.store.models import Attempt, Campaign, CampaignStatus
 from ivr.store.writer import DbWriter
 from ivr.telephony.service import OutboundCall, TelephonyService
 
@@ -50,31 +45,16 @@ ASTERISK_DOWN = "Asterisk unreachable"
 HOLD_AFTER = 3  # calls not placed in a row before the campaign holds off
 TRUNK_FAILING = "calls failing at the trunk"
 
-# How a finished call's status maps onto an attempt outcome.
-STATUS_OUTCOME: dict[str, str] = {
-    "completed": "completed",
-    "transferred": "completed",
-    "partial": "partial",
-    "opted_out": "opted_out",
-    "no_answer": "no_answer",
-    "busy": "busy",
-    "declined": "declined",
-    "unallocated": "unallocated",
-    "failed": "failed",
-    "interrupted": "interrupted",
-    "active": "interrupted",
-}
-
 
 def policy_of(campaign: Campaign) -> rules.CallingPolicy:
     retry = dict(rules.CallingPolicy().retry_after)
     failed = timedelta(minutes=campaign.retry_failed_minutes)
-    retry.update(
-        busy=timedelta(minutes=campaign.retry_busy_minutes),
-        no_answer=timedelta(minutes=campaign.retry_no_answer_minutes),
-        failed=failed,
-        interrupted=failed,  # a technical failure too (worker or Asterisk restarted)
-    )
+    retry |= {
+        Outcome.BUSY: timedelta(minutes=campaign.retry_busy_minutes),
+        Outcome.NO_ANSWER: timedelta(minutes=campaign.retry_no_answer_minutes),
+        Outcome.FAILED: failed,
+        Outcome.INTERRUPTED: failed,  # a technical failure too (worker or Asterisk restarted)
+    }
     return rules.CallingPolicy(
         timezone=campaign.timezone,
         windows=rules.parse_windows(campaign.windows),
@@ -192,15 +172,15 @@ class Dialer:
                 # missing: the call was never placed. It goes back to the queue unspent.
                 cstore.return_unplaced(s, attempt.id)
                 continue
-            status = call.status.value
-            if status == CallStatus.ACTIVE.value:
+            status = call.status
+            if status is Outcome.ACTIVE:
                 # The worker died mid-call; the service has hung the channel up.
-                repo.end_call(s, call.id, CallStatus.INTERRUPTED, at=self.clock())
-                status = "interrupted"
+                repo.end_call(s, call.id, Outcome.INTERRUPTED, at=self.clock())
+                status = Outcome.INTERRUPTED
             self._settle(
                 s,
                 attempt,
-                STATUS_OUTCOME.get(status, "interrupted"),
+                attempt_outcome(status),
                 call_id=call.id,
                 answered_at=call.answered_at,
                 ended_at=call.ended_at or self.clock(),
@@ -396,7 +376,7 @@ class Dialer:
                 cstore.put_off(s, attempt.id, gate.not_before)
             else:
                 cstore.finish_attempt(
-                    s, attempt.id, outcome=AttemptOutcome.SKIPPED, detail=gate.reason, ended_at=now
+                    s, attempt.id, outcome=Outcome.SKIPPED, detail=gate.reason, ended_at=now
                 )
         if ready:
             cstore.mark_originated_many(s, {a.id: f"out-{a.id}" for a, _ in ready}, started_at=now)
@@ -460,22 +440,24 @@ class Dialer:
             status = await asyncio.shield(out.done)
         finally:
             run.in_flight.discard(attempt.id)
-        outcome = STATUS_OUTCOME.get(status, "failed")
+        outcome = attempt_outcome(status)
         detail = (
             "; ".join(
                 part
                 for part in (
                     out.detail,
                     f"SIP {out.sip_code}" if out.sip_code else None,
-                    f"Q.850 cause {out.cause}" if out.cause and outcome != "completed" else None,
+                    f"Q.850 cause {out.cause}"
+                    if out.cause and outcome is not Outcome.COMPLETED
+                    else None,
                 )
                 if part
             )
             or None
         )
-        if outcome == "failed":
+        if outcome is Outcome.FAILED:
             run.reason = f"calls fail ({detail or 'no answer from the trunk'}): is the trunk up?"
-        elif outcome in ("busy", "no_answer", "interrupted", "partial"):
+        elif outcome in (Outcome.BUSY, Outcome.NO_ANSWER, Outcome.INTERRUPTED, Outcome.PARTIAL):
             run.waiting_why = outcome.replace("_", " ")
         for retry in range(10):  # a busy database must not leave the attempt in flight
             try:
@@ -501,7 +483,7 @@ class Dialer:
         self,
         s: Session,
         attempt: Attempt,
-        outcome: str,
+        outcome: Outcome,
         *,
         call_id: str | None = None,
         answered_at: datetime | None = None,

@@ -21,12 +21,13 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
 from types import MappingProxyType
 from typing import TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
+
+from ivr.outcome import PLACED_OUTCOMES, Outcome
 
 __all__ = [
     "MAX_SEARCH_DAYS",
@@ -35,7 +36,6 @@ __all__ = [
     "Decision",
     "Final",
     "Gate",
-    "Outcome",
     "Pacer",
     "Retry",
     "Window",
@@ -55,20 +55,6 @@ MAX_SEARCH_DAYS = 400
 
 _DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _DAY_ABBR = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class Outcome(StrEnum):
-    """How one attempt ended, as far as the campaign's retry rules care."""
-
-    COMPLETED = "completed"
-    PARTIAL = "partial"  # answered, left the survey midway; not called again
-    NO_ANSWER = "no_answer"
-    BUSY = "busy"
-    DECLINED = "declined"  # rejected the call (SIP 603 or a refusal after answering)
-    UNALLOCATED = "unallocated"  # the number does not exist
-    FAILED = "failed"  # network or trunk failure; not the resident's doing
-    OPTED_OUT = "opted_out"  # asked not to be called, in the call or otherwise
-    INTERRUPTED = "interrupted"  # the call dropped on our side (restart, trunk loss)
 
 
 RETRYABLE = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.FAILED, Outcome.INTERRUPTED})
@@ -544,11 +530,18 @@ def _parse_time(text: str, item: str, end: bool = False) -> time:
 
 
 def _outcome(name: str) -> Outcome:
+    """The outcome of an attempt whose call was placed (the rules decide on nothing else)."""
     try:
-        return Outcome(name)
+        outcome: Outcome | None = Outcome(name)
     except ValueError:
-        known = ", ".join(o.value for o in Outcome)
-        raise ValueError(f"unknown outcome {name!r}; expected one of {known}") from None
+        outcome = None
+    if outcome is None or outcome not in PLACED_OUTCOMES:
+        known = ", ".join(sorted(o.value for o in PLACED_OUTCOMES))
+        raise ValueError(
+            f"unknown outcome {name!r} for an attempt whose call was placed; "
+            f"expected one of {known}"
+        )
+    return outcome
 
 
 def _local(policy: CallingPolicy, at: datetime) -> datetime:

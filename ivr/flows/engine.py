@@ -19,9 +19,9 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from ivr.flows.model import Flow, Node, Option, Prompt
+from ivr.outcome import FlowEnd, Outcome
 
 Phase = Literal["start", "prompt", "input", "record", "transfer", "closing", "ended"]
-EndStatus = Literal["completed", "partial", "opted_out", "transferred"]
 
 
 # --------------------------------------------------------------------------- events
@@ -140,7 +140,7 @@ class Hangup:
 class EndCall:
     """The flow is over for this call: store its status (the last node is in the state)."""
 
-    status: EndStatus
+    status: FlowEnd
 
 
 Action = (
@@ -172,7 +172,7 @@ class CallState:
     completed: bool = False  # reached an end node
     answers: int = 0  # answers saved during the call
     recording_token: int = 0  # a recording in progress (kept across a hang-up)
-    ended_status: EndStatus | None = None
+    ended_status: FlowEnd | None = None
 
 
 def initial_state(flow: Flow) -> CallState:
@@ -229,8 +229,8 @@ def _enter(flow: Flow, state: CallState, node_id: str | None, now: datetime) -> 
     return _play(state, [node.prompt])
 
 
-def _finish(state: CallState, *, hang_up: bool, status: EndStatus | None = None) -> Result:
-    final: EndStatus = status or ("completed" if state.completed else "partial")
+def _finish(state: CallState, *, hang_up: bool, status: FlowEnd | None = None) -> Result:
+    final: FlowEnd = status or (Outcome.COMPLETED if state.completed else Outcome.PARTIAL)
     actions: list[Action] = [EndCall(final)]
     if hang_up:
         actions.append(Hangup())
@@ -366,7 +366,7 @@ def _global_key(flow: Flow, state: CallState, key: str, now: datetime) -> Result
         return new, [*stop, SetLanguage(language), *actions]
     if keys.opt_out and key == keys.opt_out:
         token = state.token + 1
-        new = replace(state, phase="closing", token=token, ended_status="opted_out")
+        new = replace(state, phase="closing", token=token, ended_status=Outcome.OPTED_OUT)
         return new, [
             *stop,
             OptOut(node.id),
@@ -455,7 +455,7 @@ def _on_transfer_done(flow: Flow, state: CallState, event: Event, now: datetime)
     if event.token != state.token:
         return state, []
     if event.connected:
-        return _finish(replace(state, completed=True), hang_up=False, status="transferred")
+        return _finish(replace(state, completed=True), hang_up=False, status=Outcome.TRANSFERRED)
     node = _node(flow, state)
     return _enter(flow, state, node.fallback or flow.fallback, now)
 

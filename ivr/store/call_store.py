@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.clock import Clock
 from ivr.flows import engine as fe
 from ivr.flows.model import Flow
+from ivr.outcome import Outcome
 from ivr.store import repo
-from ivr.store.models import Call, CallStatus
+from ivr.store.models import Call
 from ivr.store.writer import DbWriter
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ class DbCallStore:
     async def ended(
         self,
         call_id: str,
-        status: str,
+        status: Outcome,
         node_id: str | None,
         cause: int | None,
         reason: str | None = None,
@@ -174,11 +175,10 @@ class DbCallStore:
         await self._run(work)
 
     async def not_answered(
-        self, call_id: str, outcome: str, cause: int | None, sip_code: int | None
+        self, call_id: str, outcome: Outcome, cause: int | None, sip_code: int | None
     ) -> None:
-        status = outcome if outcome in {m.value for m in CallStatus} else CallStatus.FAILED
         now = self.clock()
-        await self._run(lambda s: repo.end_call(s, call_id, status, cause=cause, at=now))
+        await self._run(lambda s: repo.end_call(s, call_id, outcome, cause=cause, at=now))
 
     async def discard_unplaced(self, call_id: str) -> None:
         await self._run(lambda s: repo.discard_unplaced_call(s, call_id))
@@ -192,7 +192,7 @@ class DbCallStore:
             ]
             for call_id in stale:
                 repo.end_call(
-                    s, call_id, CallStatus.INTERRUPTED, at=now, reason="orphaned: not running here"
+                    s, call_id, Outcome.INTERRUPTED, at=now, reason="orphaned: not running here"
                 )
             return len(stale)
 

@@ -25,12 +25,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ivr.outcome import ATTEMPT_OUTCOMES, FLOW_ENDS, Outcome
 from ivr.store.db import BEGIN_IMMEDIATE
 from ivr.store.errors import StoreError
 from ivr.store.models import (
     Answer,
     Attempt,
-    AttemptOutcome,
     AttemptState,
     Base,
     Campaign,
@@ -85,11 +85,7 @@ TRANSITIONS: Final[dict[CampaignStatus, frozenset[CampaignStatus]]] = {
     CampaignStatus.STOPPED: frozenset(),
 }
 # Outcomes of an answered call (also when the dialer did not record answered_at).
-ANSWERED_OUTCOMES: Final = (
-    AttemptOutcome.COMPLETED,
-    AttemptOutcome.PARTIAL,
-    AttemptOutcome.OPTED_OUT,
-)
+ANSWERED_OUTCOMES: Final = tuple(o for o in ATTEMPT_OUTCOMES if o in FLOW_ENDS)
 
 
 # --------------------------------------------------------------------------- errors
@@ -250,21 +246,35 @@ def _check_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_campaign(
-    s: Session, *, name: str, flow_path: str, at: datetime | None = None, **settings: Any
+    s: Session,
+    *,
+    name: str,
+    flow_path: str,
+    at: datetime | None = None,
+    org_id: str | None = None,
+    **settings: Any,
 ) -> Campaign:
-    """A new draft campaign. ``settings`` are column names (``max_attempts=5`` ...).
+    """A new draft campaign of organisation ``org_id`` (None: a command-line campaign that
+    no staff user sees). ``settings`` are column names (``max_attempts=5`` ...).
 
-    A name that another campaign has is refused (``CampaignError``); the transaction stays
-    usable (the insert runs in a savepoint).
+    A name that another campaign of the same organisation has is refused
+    (``CampaignError``); the transaction stays usable (the insert runs in a savepoint).
     """
     clean = name.strip()
     if not 1 <= len(clean) <= 100:
         raise CampaignError(f"campaign name {name!r}: give 1 to 100 characters")
     if not flow_path.strip():
         raise CampaignError("campaign flow_path is empty")
+    same_name = sa.select(Campaign.id).where(
+        Campaign.name == clean,
+        Campaign.org_id.is_(None) if org_id is None else Campaign.org_id == org_id,
+    )
+    if s.scalar(same_name) is not None:
+        raise CampaignError(f"a campaign named {clean!r} exists already")
     campaign = Campaign(
         id=new_id(),
         name=clean,
+        org_id=org_id,
         flow_path=flow_path,
         status=CampaignStatus.DRAFT,
         created_at=at or utcnow(),
@@ -275,18 +285,28 @@ def create_campaign(
             s.add(campaign)
             s.flush()
     except sa.exc.IntegrityError:
-        if s.scalar(sa.select(Campaign.id).where(Campaign.name == clean)) is not None:
+        if s.scalar(same_name) is not None:
             raise CampaignError(f"a campaign named {clean!r} exists already") from None
         raise
     return campaign
 
 
-def get_campaign(s: Session, name_or_id: str) -> Campaign | None:
-    """The campaign with this id, else the one with this name; None if neither."""
+def get_campaign(s: Session, name_or_id: str, org_id: str | None = None) -> Campaign | None:
+    """The campaign with this id, else the one with this name (of organisation ``org_id``
+    when given); None if neither. A name that several organisations use is refused
+    (``CampaignError``: give the id or the organisation)."""
     by_id = s.get(Campaign, name_or_id)
-    if by_id is not None:
+    if by_id is not None and (org_id is None or by_id.org_id == org_id):
         return by_id
-    return s.scalars(sa.select(Campaign).where(Campaign.name == name_or_id)).one_or_none()
+    query = sa.select(Campaign).where(Campaign.name == name_or_id)
+    if org_id is not None:
+        query = query.where(Campaign.org_id == org_id)
+    found = s.scalars(query.limit(2)).all()
+    if len(found) > 1:
+        raise CampaignError(
+            f"several organisations have a campaign named {name_or_id!r}: give its id"
+        )
+    return found[0] if found else None
 
 
 def set_status(
@@ -563,7 +583,7 @@ def finish_attempt(
     s: Session,
     attempt_id: str,
     *,
-    outcome: AttemptOutcome | str,
+    outcome: Outcome | str,
     cause: int | None = None,
     sip_code: int | None = None,
     started_at: datetime | None = None,
@@ -581,10 +601,12 @@ def finish_attempt(
     ``ring_seconds`` runs from the start to the answer (or the end, unanswered);
     ``talk_seconds`` from the answer to the end.
     """
-    final = AttemptOutcome(outcome)
+    final = Outcome(outcome)
+    if final not in ATTEMPT_OUTCOMES:
+        raise ValueError(f"{final.value!r} is not the outcome of an attempt")
     allowed = (
         (AttemptState.DUE, AttemptState.DIALING)
-        if final is AttemptOutcome.SKIPPED
+        if final is Outcome.SKIPPED
         else (AttemptState.DIALING,)
     )
     attempt = _attempt(s, attempt_id)
@@ -750,7 +772,7 @@ def attempts_made(s: Session, contact_id: str) -> int:
             .where(
                 Attempt.contact_id == contact_id,
                 Attempt.state == AttemptState.DONE,
-                Attempt.outcome != AttemptOutcome.SKIPPED,
+                Attempt.outcome != Outcome.SKIPPED,
             )
         )
         or 0
@@ -842,15 +864,13 @@ def dial_facts(
     for attempt in attempts:
         rows = history[attempt.phone]
         mine = [
-            h
-            for h in rows
-            if h.campaign_id == campaign_id and h.outcome is not AttemptOutcome.SKIPPED
+            h for h in rows if h.campaign_id == campaign_id and h.outcome is not Outcome.SKIPPED
         ]
         facts[attempt.id] = DialFacts(
             attempts_made=len(mine),
             last_attempt_at=max((h.started_at for h in mine if h.started_at), default=None),
             opted_out=attempt.phone in opted_out,
-            unallocated_before=any(h.outcome is AttemptOutcome.UNALLOCATED for h in rows),
+            unallocated_before=any(h.outcome is Outcome.UNALLOCATED for h in rows),
             called_today_elsewhere=attempt.phone in elsewhere,
             language=languages.get(attempt.contact_id),
         )
@@ -879,7 +899,7 @@ def _contacts_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
 
 def _empty_block() -> dict[str, Any]:
     block: dict[str, Any] = dict.fromkeys(FUNNEL_COUNTS, 0)
-    block["outcomes"] = dict.fromkeys((o.value for o in AttemptOutcome), 0)
+    block["outcomes"] = dict.fromkeys((o.value for o in ATTEMPT_OUTCOMES), 0)
     return block
 
 
@@ -913,7 +933,7 @@ def funnel(s: Session, campaign_id: str) -> dict[str, Any]:
     done = Attempt.state == AttemptState.DONE
     # A call counts from the moment it is placed (in flight now, or finished dialled).
     placed = sa.or_(
-        sa.and_(done, Attempt.outcome != AttemptOutcome.SKIPPED),
+        sa.and_(done, Attempt.outcome != Outcome.SKIPPED),
         sa.and_(Attempt.state == AttemptState.DIALING, Attempt.started_at.is_not(None)),
     )
     answered = sa.and_(
@@ -937,8 +957,8 @@ def funnel(s: Session, campaign_id: str) -> dict[str, Any]:
         _count_if(placed),
         _count_if(answered),
         _count_if(sa.and_(answered, has_answer)),
-        _contacts_if(Attempt.outcome == AttemptOutcome.COMPLETED),
-        _contacts_if(Attempt.outcome == AttemptOutcome.OPTED_OUT),
+        _contacts_if(Attempt.outcome == Outcome.COMPLETED),
+        _contacts_if(Attempt.outcome == Outcome.OPTED_OUT),
     )
     for row in s.execute(
         stats.select_from(Attempt)
@@ -960,7 +980,7 @@ def funnel(s: Session, campaign_id: str) -> dict[str, Any]:
         .group_by(*group, Attempt.outcome)
     ):
         key = (Language(language).value, age_group or UNKNOWN_AGE_GROUP)
-        outcomes.setdefault(key, {})[AttemptOutcome(outcome).value] = int(number)
+        outcomes.setdefault(key, {})[Outcome(outcome).value] = int(number)
 
     total = _empty_block()
     by_language = {language.value: _empty_block() for language in Language}

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ivr.clock import system_clock
+from ivr.outcome import ATTEMPT_OUTCOMES, CALL_STATUSES, Outcome
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -70,21 +71,6 @@ class Direction(enum.StrEnum):
     OUTBOUND = "outbound"
 
 
-class CallStatus(enum.StrEnum):
-    ACTIVE = "active"
-    COMPLETED = "completed"  # reached an end node
-    PARTIAL = "partial"  # hung up (or failed input) before the end, some answers given
-    OPTED_OUT = "opted_out"  # pressed the opt-out key
-    TRANSFERRED = "transferred"  # handed to a human
-    INTERRUPTED = "interrupted"  # the worker running it stopped or died mid-call
-    FAILED = "failed"  # a technical failure (the SIP/Q.850 cause is kept)
-    # Outbound calls that were never answered:
-    NO_ANSWER = "no_answer"
-    BUSY = "busy"
-    DECLINED = "declined"  # SIP 603 / call rejected
-    UNALLOCATED = "unallocated"  # the number does not exist
-
-
 class AnswerKind(enum.StrEnum):
     CHOICE = "choice"
     SCALE = "scale"
@@ -125,6 +111,31 @@ def _enum(cls: type[enum.StrEnum], name: str) -> sa.Enum:
     )
 
 
+class _Outcomes(sa.types.TypeDecorator[Outcome]):
+    """Members of the one outcome vocabulary (``ivr.outcome``), as their values in a VARCHAR
+    guarded by a CHECK constraint ``ck_<t>_<name>`` that allows exactly ``members``."""
+
+    impl = sa.Enum
+    cache_ok = True
+
+    def __init__(self, members: tuple[Outcome, ...], name: str) -> None:
+        super().__init__(
+            *(m.value for m in members),
+            name=name,
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            validate_strings=True,
+        )
+        self.members = members
+
+    def process_bind_param(self, value: Outcome | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else Outcome(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Outcome | None:
+        return None if value is None else Outcome(value)
+
+
 class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: dict[Any, Any] = {datetime: UtcDateTime()}
@@ -143,8 +154,8 @@ class Call(Base):
     language: Mapped[str] = mapped_column(sa.String(8))
     channel_id: Mapped[str] = mapped_column(sa.String(128), unique=True, index=True)
     node_name: Mapped[str] = mapped_column(sa.String(100))  # the telephony worker running it
-    status: Mapped[CallStatus] = mapped_column(
-        _enum(CallStatus, "status"), default=CallStatus.ACTIVE
+    status: Mapped[Outcome] = mapped_column(
+        _Outcomes(CALL_STATUSES, "status"), default=Outcome.ACTIVE
     )
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     answered_at: Mapped[datetime | None]
@@ -265,19 +276,6 @@ class AttemptState(enum.StrEnum):
     CANCELLED = "cancelled"  # will never be dialled (the campaign was stopped)
 
 
-class AttemptOutcome(enum.StrEnum):
-    COMPLETED = "completed"
-    PARTIAL = "partial"
-    NO_ANSWER = "no_answer"
-    BUSY = "busy"
-    DECLINED = "declined"
-    UNALLOCATED = "unallocated"
-    FAILED = "failed"
-    OPTED_OUT = "opted_out"
-    INTERRUPTED = "interrupted"
-    SKIPPED = "skipped"  # not dialled: a dial-time rule said no (outcome_detail says which)
-
-
 class Campaign(Base):
     """An outbound campaign: a flow, its contacts, and the rules its dialer follows."""
 
@@ -292,10 +290,17 @@ class Campaign(Base):
         ),
         sa.CheckConstraint("calls_per_second > 0", name="calls_per_second"),
         sa.CheckConstraint("max_concurrent >= 1", name="max_concurrent"),
+        # Unique within an organisation (the store also keeps names without one unique).
+        sa.UniqueConstraint("org_id", "name"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
-    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    # The organisation that owns it; None only for campaigns made on the command line
+    # without --org (no staff user sees those).
+    org_id: Mapped[str | None] = mapped_column(
+        sa.String(36), sa.ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
     flow_path: Mapped[str] = mapped_column(sa.Text)
     flow_id: Mapped[str | None] = mapped_column(sa.String(100))  # set when started
     flow_version: Mapped[str | None] = mapped_column(sa.String(64))  # set when started
@@ -373,7 +378,7 @@ class Attempt(Base):
         sa.ForeignKey("calls.id", ondelete="SET NULL"), index=True
     )
     channel_id: Mapped[str | None] = mapped_column(sa.String(128), unique=True)
-    outcome: Mapped[AttemptOutcome | None] = mapped_column(_enum(AttemptOutcome, "outcome"))
+    outcome: Mapped[Outcome | None] = mapped_column(_Outcomes(ATTEMPT_OUTCOMES, "outcome"))
     outcome_detail: Mapped[str | None] = mapped_column(sa.Text)  # the rule, or "SIP 503"
     cause: Mapped[int | None]  # Q.850
     sip_code: Mapped[int | None]
@@ -412,3 +417,7 @@ class TranscriptRow(Base):
     reviewed: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# The staff side's tables share this metadata (Alembic and the tests see one schema).
+from ivr.store import org_models as _org_models  # noqa: E402,F401

@@ -15,13 +15,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
+from ivr.outcome import CALL_ENDS, Outcome
 from ivr.store.models import (
     Answer,
     AnswerKind,
     Call,
     CallbackChannel,
     CallbackRequest,
-    CallStatus,
     Direction,
     OptOut,
     OptOutSource,
@@ -33,7 +33,6 @@ from ivr.store.models import (
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 # What Asterisk and trunks put in the caller number when there is none to show.
 ANONYMOUS = {"", "anonymous", "unknown", "restricted", "private", "unavailable"}
-FINAL_STATUSES = frozenset(CallStatus) - {CallStatus.ACTIVE}
 
 
 class CallNotFound(LookupError):
@@ -90,7 +89,7 @@ def create_call(
         language=language,
         line_number=line_number,
         remote_number=None if anonymous else caller_number(remote_number),
-        status=CallStatus.ACTIVE,
+        status=Outcome.ACTIVE,
         attempt_id=attempt_id,
         started_at=started_at,
     )
@@ -133,19 +132,19 @@ def set_progress(
 def end_call(
     session: Session,
     call_id: str,
-    status: CallStatus | str,
+    status: Outcome | str,
     cause: int | None = None,
     *,
     at: datetime,
     reason: str | None = None,
 ) -> bool:
     """Give an active call its final status; False if it had already ended (kept as it was)."""
-    final = CallStatus(status)
-    if final not in FINAL_STATUSES:
+    final = Outcome(status)
+    if final not in CALL_ENDS:
         raise ValueError(f"{final.value!r} is not a final call status")
     ended = session.scalars(
         sa.update(Call)
-        .where(Call.id == call_id, Call.status == CallStatus.ACTIVE)
+        .where(Call.id == call_id, Call.status == Outcome.ACTIVE)
         .values(status=final, hangup_cause=cause, ended_at=at, end_reason=reason)
         .returning(Call.id)
         .execution_options(synchronize_session="fetch")
@@ -160,8 +159,8 @@ def interrupt_active_calls(session: Session, node_name: str, at: datetime) -> in
     """At a worker's start: its calls still marked active were cut off when it stopped."""
     interrupted = session.scalars(
         sa.update(Call)
-        .where(Call.node_name == node_name, Call.status == CallStatus.ACTIVE)
-        .values(status=CallStatus.INTERRUPTED, ended_at=at)
+        .where(Call.node_name == node_name, Call.status == Outcome.ACTIVE)
+        .values(status=Outcome.INTERRUPTED, ended_at=at)
         .returning(Call.id)
         .execution_options(synchronize_session="fetch")
     ).all()
@@ -200,7 +199,7 @@ def active_calls(session: Session, node_name: str) -> list[Call]:
     return list(
         session.scalars(
             sa.select(Call)
-            .where(Call.node_name == node_name, Call.status == CallStatus.ACTIVE)
+            .where(Call.node_name == node_name, Call.status == Outcome.ACTIVE)
             .order_by(Call.started_at)
         )
     )

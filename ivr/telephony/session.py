@@ -20,6 +20,7 @@ from typing import Protocol
 from ivr.clock import Clock
 from ivr.flows import engine as fe
 from ivr.flows.model import Flow, Prompt
+from ivr.outcome import Outcome
 from ivr.telephony.ari import AriClient, AriError, AriEvent
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class CallRecorder(Protocol):
     async def ended(
         self,
         call_id: str,
-        status: str,
+        status: Outcome,
         node_id: str | None,
         cause: int | None,
         reason: str | None = None,
@@ -162,7 +163,7 @@ class CallSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self._hangup_cause: int | None = None
         self._hung_up = False
-        self.status: str | None = None
+        self.status: Outcome | None = None
         self.bridged: tuple[str, str] | None = None  # (agent channel, bridge) after a transfer
         self.interrupted = False  # the channel vanished (Asterisk restarted): not a hang-up
         self.ended_at: datetime | None = None
@@ -262,7 +263,7 @@ class CallSession:
                 self.events.put_nowait(fe.HungUp())
 
     # ------------------------------------------------------------------ the loop
-    async def run(self) -> str:
+    async def run(self) -> Outcome:
         """Run the flow to its end; returns the call's final status.
 
         A fault on the way (an ARI request refused or unanswered, a database write that
@@ -301,7 +302,7 @@ class CallSession:
             self._cancel_timer()
             for task in list(self._tasks):
                 task.cancel()
-        return self.status or "partial"
+        return self.status or Outcome.PARTIAL
 
     # ------------------------------------------------------------------ faults
     def _asterisk_gone(self, exc: BaseException) -> bool:
@@ -316,7 +317,7 @@ class CallSession:
         gone = self._asterisk_gone(exc)
         reason = str(exc) if isinstance(exc, AriError) else f"{_fault_kind(exc)}: {exc!r}"
         self.failure = reason[:300]
-        self.status = "interrupted" if gone or self.interrupted else "failed"
+        self.status = Outcome.INTERRUPTED if gone or self.interrupted else Outcome.FAILED
         log.error(
             "call %s failed at %s: %s; %s",
             info.call_id,
@@ -374,7 +375,7 @@ class CallSession:
             try:
                 await self.recorder.ended(
                     info.call_id,
-                    self.status or "failed",
+                    self.status or Outcome.FAILED,
                     self.state.node_id,
                     self._hangup_cause,
                     self.failure,
@@ -457,9 +458,9 @@ class CallSession:
                 await self._hangup()
             elif isinstance(action, fe.EndCall):
                 self._cancel_timer()
-                if action.status == "partial" and not self.interrupted:
+                if action.status is Outcome.PARTIAL and not self.interrupted:
                     self.interrupted = await self._asterisk_went_down()
-                self.status = "interrupted" if self.interrupted else action.status
+                self.status = Outcome.INTERRUPTED if self.interrupted else action.status
                 self.ended_at = self.clock()
                 # The caller is not kept on the line for our commits: hang up, then wait
                 # for the call's writes (a failed answer fails the call, not completes it).

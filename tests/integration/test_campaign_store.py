@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr.outcome import ATTEMPT_OUTCOMES, Outcome
 from ivr.store import repo
 from ivr.store.campaigns import (
     AttemptNotFound,
@@ -44,7 +45,6 @@ from ivr.store.db import make_engine, session_scope
 from ivr.store.migrate import alembic_config, current_revision, head_revision, upgrade
 from ivr.store.models import (
     Attempt,
-    AttemptOutcome,
     AttemptState,
     Call,
     Campaign,
@@ -479,14 +479,14 @@ def test_finish_attempt_computes_ring_and_talk_time(sessions: sessionmaker[Sessi
         )  # fmt: skip
         assert (done.state, done.outcome, done.cause, done.call_id) == (
             AttemptState.DONE,
-            AttemptOutcome.COMPLETED,
+            Outcome.COMPLETED,
             16,
             call_id,
         )
         assert (done.started_at, done.channel_id) == (NOW, "chan-1")  # kept from originate
         assert (done.ring_seconds, done.talk_seconds) == (7.5, 90.0)
         missed = finish_attempt(
-            s, unanswered.id, outcome=AttemptOutcome.NO_ANSWER, cause=19, sip_code=480,
+            s, unanswered.id, outcome=Outcome.NO_ANSWER, cause=19, sip_code=480,
             started_at=NOW, ended_at=NOW + timedelta(seconds=45), detail="SIP 480",
         )  # fmt: skip
         assert (missed.ring_seconds, missed.talk_seconds, missed.answered_at) == (45.0, None, None)
@@ -494,7 +494,7 @@ def test_finish_attempt_computes_ring_and_talk_time(sessions: sessionmaker[Sessi
         again = s.get(Attempt, unanswered.id)
         assert again is not None
         assert (again.outcome, again.sip_code, again.outcome_detail) == (
-            AttemptOutcome.NO_ANSWER,
+            Outcome.NO_ANSWER,
             480,
             "SIP 480",
         )
@@ -504,7 +504,7 @@ def test_finish_attempt_computes_ring_and_talk_time(sessions: sessionmaker[Sessi
     with session_scope(sessions) as s:
         kept = s.get(Attempt, answered.id)
         assert kept is not None and kept.call_id is None
-        assert kept.outcome is AttemptOutcome.COMPLETED
+        assert kept.outcome is Outcome.COMPLETED
 
 
 def test_an_attempt_is_finished_once(sessions: sessionmaker[Session]) -> None:
@@ -531,7 +531,7 @@ def test_an_attempt_is_finished_once(sessions: sessionmaker[Session]) -> None:
         assert (skipped.ring_seconds, skipped.talk_seconds) == (None, None)
     with session_scope(sessions) as s:
         kept = s.get(Attempt, first.id)
-        assert kept is not None and (kept.outcome, kept.cause) == (AttemptOutcome.BUSY, 17)
+        assert kept is not None and (kept.outcome, kept.cause) == (Outcome.BUSY, 17)
 
 
 def test_concurrent_finishers_count_an_attempt_once(sessions: sessionmaker[Session]) -> None:
@@ -644,7 +644,7 @@ def test_numbers_called_today_by_other_campaigns(sessions: sessionmaker[Session]
         by_phone[phone(2)].state = AttemptState.DIALING
         by_phone[phone(2)].claimed_at = day_start + timedelta(hours=10)
         by_phone[phone(3)].state = AttemptState.DONE
-        by_phone[phone(3)].outcome = AttemptOutcome.SKIPPED
+        by_phone[phone(3)].outcome = Outcome.SKIPPED
         s.delete(by_phone[phone(4)])
         mine = s.scalars(
             sa.select(Attempt).where(Attempt.campaign_id == this, Attempt.phone == phone(4))
@@ -729,7 +729,7 @@ def test_funnel_on_a_known_dataset(sessions: sessionmaker[Session]) -> None:
                 "survey_started", "completed", "opted_out")  # fmt: skip
         expected: dict[str, Any] = dict(zip(keys, numbers, strict=True))
         expected["response_rate"] = numbers[5] / numbers[0] if numbers[0] else 0.0
-        expected["outcomes"] = dict.fromkeys([o.value for o in AttemptOutcome], 0) | outcomes
+        expected["outcomes"] = dict.fromkeys([o.value for o in ATTEMPT_OUTCOMES], 0) | outcomes
         return expected
 
     # Attempts: phone 1 no_answer, skipped, completed (3 answers); phone 2 busy; phone 3

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.clock import system_clock
+from ivr.outcome import Outcome
 from ivr.store import repo
-from ivr.store.models import Call, CallStatus
+from ivr.store.models import Call
 from ivr.store.writer import DbWriter, WriterClosed
 from tests.integration.test_store import new_call
 
@@ -76,9 +77,7 @@ def test_an_awaited_write_is_committed_when_the_await_returns(
         await writer.run(lambda s: new_call(s, call_id="seen"))
         with sessions() as other:  # another connection sees it at once
             assert other.get(Call, "seen") is not None
-        await writer.run(
-            lambda s: repo.end_call(s, "seen", CallStatus.COMPLETED, at=system_clock())
-        )
+        await writer.run(lambda s: repo.end_call(s, "seen", Outcome.COMPLETED, at=system_clock()))
 
     try:
         asyncio.run(main())

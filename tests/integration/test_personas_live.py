@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from ivr.bootstrap import App
-from ivr.telephony.calls import CallResult, CallTracker, place_call
-from ivr.telephony.outcome import Outcome
+from ivr.outcome import Outcome
 from ivr.telephony.personas import number_for
+from tests.support.calls import CallResult, CallTracker, place_call
 
 pytestmark = pytest.mark.pbx
 

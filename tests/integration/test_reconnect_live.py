@@ -9,10 +9,10 @@ import time
 import pytest
 
 from ivr.bootstrap import App
+from ivr.outcome import Outcome
 from ivr.telephony.ari import CONNECTED, DISCONNECTED, AriEvent
-from ivr.telephony.calls import CallTracker, place_call
-from ivr.telephony.outcome import Outcome
 from ivr.telephony.personas import number_for
+from tests.support.calls import CallTracker, place_call
 
 pytestmark = pytest.mark.pbx
 

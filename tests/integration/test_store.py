@@ -21,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr.outcome import Outcome
 from ivr.store import repo
 from ivr.store.db import make_engine, session_scope
 from ivr.store.migrate import (
@@ -37,7 +38,6 @@ from ivr.store.models import (
     Call,
     CallbackChannel,
     CallbackStatus,
-    CallStatus,
     Direction,
     OptOut,
     OptOutSource,
@@ -46,6 +46,8 @@ from tests.support.cli import run_ivr
 from tests.support.postgres import create_database, drop_database
 
 TABLES = {
+    *("organisations", "users", "memberships", "audit_log", "login_failures"),
+    *("flows", "inbound_lines"),
     "calls",
     "answers",
     "recordings",
@@ -164,12 +166,12 @@ def test_a_call_with_answers_recording_and_callback(sessions: sessionmaker[Sessi
         repo.save_callback(s, call_id, channel=CallbackChannel.PHONE, consent_version="v2",
                            language="sv", phone_number="+358401234567",
                            time_window="morning")  # fmt: skip
-        assert repo.end_call(s, call_id, CallStatus.COMPLETED, cause=16, at=NOW) is True
+        assert repo.end_call(s, call_id, Outcome.COMPLETED, cause=16, at=NOW) is True
 
     with session_scope(sessions) as s:
         got = repo.get_call(s, call_id)
         assert got is not None
-        assert (got.status, got.hangup_cause, got.language) == (CallStatus.COMPLETED, 16, "sv")
+        assert (got.status, got.hangup_cause, got.language) == (Outcome.COMPLETED, 16, "sv")
         assert got.direction is Direction.INBOUND
         assert (got.line_number, got.remote_number) == ("100", "+358401234567")
         assert got.last_node_id == "q3"
@@ -208,11 +210,11 @@ def test_a_call_with_answers_recording_and_callback(sessions: sessionmaker[Sessi
 
     with session_scope(sessions) as s:
         # A late hang-up event after the call ended changes nothing.
-        assert repo.end_call(s, call_id, CallStatus.FAILED, cause=34, at=NOW) is False
+        assert repo.end_call(s, call_id, Outcome.FAILED, cause=34, at=NOW) is False
     with session_scope(sessions) as s:
         again = repo.get_call(s, call_id)
         assert again is not None
-        assert (again.status, again.hangup_cause) == (CallStatus.COMPLETED, 16)
+        assert (again.status, again.hangup_cause) == (Outcome.COMPLETED, 16)
 
 
 def test_end_call_wants_a_final_status_and_an_existing_call(
@@ -225,7 +227,7 @@ def test_end_call_wants_a_final_status_and_an_existing_call(
         with pytest.raises(ValueError):
             repo.end_call(s, call_id, "gone", at=NOW)
         with pytest.raises(repo.CallNotFound):
-            repo.end_call(s, "no-such-call", CallStatus.PARTIAL, at=NOW)
+            repo.end_call(s, "no-such-call", Outcome.PARTIAL, at=NOW)
         assert repo.end_call(s, call_id, "partial", cause=16, at=NOW) is True
 
 
@@ -236,7 +238,7 @@ def test_interrupt_active_calls_touches_only_this_nodes_active_calls(
         a1 = new_call(s, node_name="node-a").id
         a2 = new_call(s, node_name="node-a", direction="outbound", line_number=None).id
         a_done = new_call(s, node_name="node-a").id
-        repo.end_call(s, a_done, CallStatus.COMPLETED, cause=16, at=NOW)
+        repo.end_call(s, a_done, Outcome.COMPLETED, cause=16, at=NOW)
         b1 = new_call(s, node_name="node-b").id
 
     with session_scope(sessions) as s:
@@ -245,10 +247,10 @@ def test_interrupt_active_calls_touches_only_this_nodes_active_calls(
         assert repo.interrupt_active_calls(s, "node-a", NOW) == 0  # nothing left to interrupt
         calls = {c.id: c for c in s.scalars(sa.select(Call))}
         assert {i: c.status for i, c in calls.items()} == {
-            a1: CallStatus.INTERRUPTED,
-            a2: CallStatus.INTERRUPTED,
-            a_done: CallStatus.COMPLETED,
-            b1: CallStatus.ACTIVE,
+            a1: Outcome.INTERRUPTED,
+            a2: Outcome.INTERRUPTED,
+            a_done: Outcome.COMPLETED,
+            b1: Outcome.ACTIVE,
         }
         assert calls[a1].ended_at is not None and calls[a2].ended_at is not None
         assert calls[b1].ended_at is None

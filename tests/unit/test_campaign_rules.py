@@ -13,7 +13,6 @@ from ivr.campaigns.rules import (
     CallingPolicy,
     Final,
     Gate,
-    Outcome,
     Pacer,
     Retry,
     Window,
@@ -27,6 +26,7 @@ from ivr.campaigns.rules import (
     parse_windows,
     window_reason,
 )
+from ivr.outcome import PLACED_OUTCOMES, Outcome
 
 HEL = ZoneInfo("Europe/Helsinki")
 NYC = ZoneInfo("America/New_York")
@@ -368,7 +368,7 @@ def test_decide_next_policy_variants(
     assert decide_next(policy, outcome=outcome, attempts_made=1, ended_at=MONDAY_NOON) == expected
 
 
-@pytest.mark.parametrize("outcome", sorted(o.value for o in Outcome))
+@pytest.mark.parametrize("outcome", sorted(o.value for o in PLACED_OUTCOMES))
 def test_a_retry_is_never_outside_the_window(outcome: str) -> None:
     ended_at = utc(2026, 12, 18, 0, 0)
     while ended_at < utc(2027, 1, 8):
@@ -410,7 +410,13 @@ def test_a_number_that_is_always_busy_gets_exactly_the_cap(
 
 @pytest.mark.parametrize(
     ("outcome", "attempts", "error"),
-    [("answered", 1, "unknown outcome 'answered'"), ("busy", 0, "attempts_made")],
+    [
+        ("answered", 1, "unknown outcome 'answered' for an attempt whose call was placed"),
+        ("skipped", 1, "unknown outcome 'skipped'"),
+        ("transferred", 1, "unknown outcome 'transferred'"),
+        ("vanished", 1, "unknown outcome 'vanished'"),
+        ("busy", 0, "attempts_made"),
+    ],
 )
 def test_decide_next_rejects_bad_input(outcome: str, attempts: int, error: str) -> None:
     with pytest.raises(ValueError, match=error):
