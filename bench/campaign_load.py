@@ -520,14 +520,16 @@ class Bench:
         return proc
 
     async def run_ours(self) -> SideResult:
+        from ivr.accounts.audit import Actor
         from ivr.campaigns.admin import CampaignSettings
-        from ivr.store.models import CampaignStatus
 
+        cli = Actor.cli()  # the command line: campaigns of no organisation
         args = self.args
         admin = self.app.campaigns()
         contacts_csv = self.data_dir / "contacts.csv"
         contacts_csv.write_text("phone\n" + "\n".join(self.numbers) + "\n")
         admin.create(
+            cli,
             CAMPAIGN,
             FLOW,
             CampaignSettings(
@@ -538,7 +540,7 @@ class Bench:
                 cross_campaign_daily_cap=False,
             ),
         )
-        imported = admin.import_contacts(CAMPAIGN, contacts_csv)
+        imported = admin.import_contacts(cli, CAMPAIGN, contacts_csv)
         assert imported["accepted"] == len(self.numbers), imported
         self.worker = worker = self.start_worker()
         print(f"  worker pid {worker.pid}, Asterisk pid {self.asterisk_pid}", flush=True)
@@ -570,7 +572,7 @@ class Bench:
                 lambda: started_count["n"], answered_db, ami, lambda: worker.pid,
                 self.asterisk_pid,
             )  # fmt: skip
-            await asyncio.to_thread(admin.start, CAMPAIGN)
+            await asyncio.to_thread(admin.start, cli, CAMPAIGN)
             sampler.t0 = time.monotonic()
             wall_start = time.time()
             if args.py_spy:
@@ -586,9 +588,7 @@ class Bench:
                 )  # fmt: skip
             task = asyncio.create_task(sampler.run())
             await asyncio.sleep(args.minutes * 60)
-            await asyncio.to_thread(
-                admin.set_status, CAMPAIGN, CampaignStatus.STOPPED, "benchmark over"
-            )
+            await asyncio.to_thread(admin.stop, cli, CAMPAIGN, "benchmark over")
             t_stop = time.monotonic() - sampler.t0
             await asyncio.to_thread(answered_db)
             originated = started_count["n"]

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from ivr.campaigns.admin import CampaignAdmin
     from ivr.campaigns.dialer import Dialer
     from ivr.flows.model import Flow
+    from ivr.services import Services
     from ivr.store.call_store import DbCallStore
+    from ivr.telephony.line_directory import LineDirectory
     from ivr.telephony.prompt_media import PromptMedia
     from ivr.telephony.service import TelephonyService
 
@@ -50,6 +52,7 @@ class App:
         from ivr.store.call_store import DbCallStore
         from ivr.store.db import make_engine, make_session_factory
         from ivr.store.migrate import check_current
+        from ivr.telephony.line_directory import LineDirectory
         from ivr.telephony.prompt_media import PromptMedia
         from ivr.telephony.service import Line, TelephonyService
 
@@ -100,7 +103,11 @@ class App:
             prerender=prompts.prerender,
             writer=store.writer,
         )
-        return TelephonyParts(service, store, prompts, flows, engine, dialer)
+        # The lines of the database beside the config file's, kept current while it runs.
+        directory = LineDirectory(
+            service, store.factory, prompts.prerender, lines, settings.data_dir
+        )
+        return TelephonyParts(service, store, prompts, flows, engine, dialer, directory)
 
     def campaigns(self) -> CampaignAdmin:
         from ivr.campaigns.admin import CampaignAdmin
@@ -110,6 +117,32 @@ class App:
         check_current(self.settings.database_url)
         engine = make_engine(self.settings.database_url)
         return CampaignAdmin(make_session_factory(engine), self.clock)
+
+    def services(self) -> Services:
+        """The staff-side services (web UI and CLI) over one engine."""
+        from ivr.accounts.service import Accounts
+        from ivr.campaigns.admin import CampaignAdmin
+        from ivr.flows.library import FlowLibrary
+        from ivr.services import Services
+        from ivr.store.db import make_engine, make_session_factory
+        from ivr.store.migrate import check_current
+        from ivr.telephony.line_admin import LineAdmin
+
+        check_current(self.settings.database_url)
+        engine = make_engine(self.settings.database_url, echo=self.settings.database.echo)
+        factory = make_session_factory(engine)
+        flows = FlowLibrary(factory, self.clock, self.settings)
+        return Services(
+            settings=self.settings,
+            credentials=self.credentials,
+            clock=self.clock,
+            engine=engine,
+            factory=factory,
+            accounts=Accounts(factory, self.clock, self.settings.web),
+            campaigns=CampaignAdmin(factory, self.clock),
+            flows=flows,
+            lines=LineAdmin(factory, self.clock, self.settings, check=flows.check),
+        )
 
     async def ami(self) -> AmiClient:
         pbx = self.settings.pbx
@@ -129,9 +162,13 @@ class TelephonyParts:
     flows: dict[str, Flow]
     engine: Engine
     dialer: Dialer
+    directory: LineDirectory | None = None  # the database's inbound lines, kept current
 
     async def start(self, *, dial: bool = True) -> None:
-        """Start the service (and reconcile), then the campaign dialer."""
+        """Load the inbound lines (and keep them current), start the service (and
+        reconcile), then the campaign dialer."""
+        if self.directory is not None:
+            await self.directory.start()
         await self.service.start()
         if dial:
             await self.dialer.start()
@@ -175,6 +212,8 @@ class TelephonyParts:
         return len(ended)
 
     async def close(self) -> None:
+        if self.directory is not None:
+            await self.directory.stop()
         await self.dialer.stop()
         await self.service.stop()
         self.store.close()
@@ -185,11 +224,12 @@ def _shutdown_reason(s: Session, call_ids: list[str], seconds: float) -> None:
     """Say why the calls ended at a shutdown were cut (their sessions say "interrupted")."""
     import sqlalchemy as sa
 
-    from ivr.store.models import Call, CallStatus
+    from ivr.outcome import Outcome
+    from ivr.store.models import Call
 
     s.execute(
         sa.update(Call)
-        .where(Call.id.in_(call_ids), Call.status == CallStatus.INTERRUPTED)
+        .where(Call.id.in_(call_ids), Call.status == Outcome.INTERRUPTED)
         .values(end_reason=f"the telephony worker shut down ({seconds:g} s drain passed)")
         .execution_options(synchronize_session=False)
     )

@@ -17,6 +17,8 @@ from ivr.pbx.tree import PbxError
 from ivr.store.errors import StoreError
 
 if TYPE_CHECKING:
+    from ivr.accounts.audit import Actor
+    from ivr.campaigns.admin import CampaignAdmin
     from ivr.speech.stt import SttConfig
 
 
@@ -252,11 +254,33 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_campaign(args: argparse.Namespace) -> int:
+    """`ivr campaign ...`: the same campaign services as the web UI (ivr.campaigns.admin),
+    acting as ``Actor.cli(org)``: the organisation of ``--org NAME``, else the campaigns
+    of no organisation."""
+    from ivr.accounts.audit import Actor, Forbidden, NotFound
     from ivr.bootstrap import load_app
-    from ivr.campaigns.admin import CampaignSettings, as_json, format_status
-    from ivr.store.models import CampaignStatus
 
-    admin = load_app().campaigns()
+    services = load_app().services()
+    try:
+        org_id = None
+        if args.org:
+            try:
+                org_id = services.accounts.org_by_name(args.org).id
+            except NotFound as exc:
+                print(f"ivr: error: --org: {exc}", file=sys.stderr)
+                return 2
+        try:
+            return _campaign_action(args, services.campaigns, Actor.cli(org_id))
+        except (NotFound, Forbidden) as exc:
+            print(f"ivr: error: {exc}", file=sys.stderr)
+            return 2
+    finally:
+        services.close()
+
+
+def _campaign_action(args: argparse.Namespace, admin: CampaignAdmin, actor: Actor) -> int:
+    from ivr.campaigns.admin import CampaignSettings, as_json, format_status
+
     action = args.action
     if action == "create":
         settings = CampaignSettings(
@@ -273,13 +297,15 @@ def cmd_campaign(args: argparse.Namespace) -> int:
             default_language=args.language,
             cross_campaign_daily_cap=not args.no_cross_campaign_cap,
         )
-        for warning in admin.create(args.name, Path(args.flow), settings):
+        flow = args.flow if args.flow.startswith("flow:") else Path(args.flow)
+        created = admin.create(actor, args.name, flow, settings)
+        for warning in created.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        _print(f"campaign {args.name} created (draft): import contacts, then start it")
+        _print(f"campaign {created.name} created (draft): import contacts, then start it")
         return 0
     if action == "import-contacts":
         mapping = dict(item.split("=", 1) for item in args.map or [])
-        result = admin.import_contacts(args.name, Path(args.file), mapping or None)
+        result = admin.import_contacts(actor, args.name, Path(args.file), mapping or None)
         if args.json:
             _print(json.dumps(result, ensure_ascii=False))
         else:
@@ -291,24 +317,20 @@ def cmd_campaign(args: argparse.Namespace) -> int:
                 _print(f"  line {row['line']}: {row['reason']}")
         return 0
     if action == "start":
-        _print(f"campaign {args.name}: {admin.start(args.name)}")
+        _print(f"campaign {args.name}: {admin.start(actor, args.name)}")
         return 0
     if action in ("pause", "resume", "stop"):
-        status = {
-            "pause": CampaignStatus.PAUSED,
-            "resume": CampaignStatus.RUNNING,
-            "stop": CampaignStatus.STOPPED,
-        }[action]
-        reasons = {"pause": "paused by staff", "resume": "resumed", "stop": "stopped by staff"}
-        admin.set_status(args.name, status, reasons[action])
-        _print(f"campaign {args.name}: {status.value}")
+        change = {"pause": admin.pause, "resume": admin.resume, "stop": admin.stop}[action]
+        done = {"pause": "paused", "resume": "running", "stop": "stopped"}[action]
+        changed = change(actor, args.name)
+        _print(f"campaign {args.name}: {done if changed else 'already ' + done}")
         return 0
     if action == "status":
-        report = admin.status(args.name)
+        report = admin.status(actor, args.name)
         _print(as_json(report) if args.json else format_status(report))
         return 0
     if action == "list":
-        for row in admin.list():
+        for row in admin.list(actor):
             reason = f" ({row['reason']})" if row["reason"] else ""
             _print(f"{row['name']}: {row['status']}{reason}")
         return 0
@@ -318,7 +340,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ivr.demo import run_demo
 
-    return run_demo(once=args.once)
+    return run_demo(once=args.once, data_dir=args.data_dir, timeout=args.timeout)
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -761,6 +783,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+def _add_org_option(
+    parser: argparse.ArgumentParser,
+    text: str = "the organisation whose campaign it is (without it: campaigns of none)",
+) -> None:
+    parser.add_argument("--org", metavar="NAME", help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ivr", description="Voice platform for resident participation (Asterisk + Python)"
@@ -794,7 +823,12 @@ def build_parser() -> argparse.ArgumentParser:
     camp = p.add_subparsers(dest="action", required=True)
     c = camp.add_parser("create", help="a new campaign (draft)")
     c.add_argument("name")
-    c.add_argument("--flow", required=True, help="the flow file (frozen when started)")
+    c.add_argument(
+        "--flow",
+        required=True,
+        help="the flow file, or flow:ID of a flow kept in the database (frozen when started)",
+    )
+    _add_org_option(c, "the organisation that owns it (its staff see it in the UI)")
     c.add_argument("--caller-id", help="the number residents see (a domestic one)")
     c.add_argument("--timezone", default="Europe/Helsinki")
     c.add_argument(
@@ -825,14 +859,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="map a file column to phone, language, age_group, birth_year, area, postcode",
     )
     c.add_argument("--json", action="store_true")
+    _add_org_option(c)
     for verb in ("start", "pause", "resume", "stop"):
         c = camp.add_parser(verb, help=f"{verb} the campaign")
         c.add_argument("name")
+        _add_org_option(c)
     c = camp.add_parser("status", help="the funnel: contacts, attempts, answered, completed")
     c.add_argument("name")
     c.add_argument("--json", action="store_true")
-    camp.add_parser("list", help="every campaign and its status")
+    _add_org_option(c)
+    c = camp.add_parser("list", help="every campaign and its status")
+    _add_org_option(c)
     p.set_defaults(func=cmd_campaign)
+
+    from ivr.cli_staff import add_parsers as add_staff_parsers
+
+    add_staff_parsers(sub)
 
     p = sub.add_parser("telephony", help="run the telephony worker (call flows on Asterisk)")
     p.set_defaults(func=cmd_telephony)
@@ -844,9 +886,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_jobs)
 
-    p = sub.add_parser("demo", help="start the PBX and call simulated residents")
+    p = sub.add_parser(
+        "demo",
+        help="the whole platform with a campaign to simulated residents (own data directory)",
+    )
     p.add_argument(
-        "--once", action="store_true", help="run to the end and exit (non-zero on failure)"
+        "--once",
+        action="store_true",
+        help="run the campaign to the end, print the funnel, stop everything and exit "
+        "(non-zero on any failure); without it everything keeps running until Ctrl-C",
+    )
+    p.add_argument(
+        "--data-dir",
+        help="the demo's own data directory, reset at every run (default: "
+        "$XDG_DATA_HOME/ivr-demo, i.e. ~/.local/share/ivr-demo); never IVR_DATA_DIR",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="seconds the campaign may take before the demo fails (default 300)",
     )
     p.set_defaults(func=cmd_demo)
 

@@ -139,6 +139,24 @@ class PromptSettings:
     peak_dbfs: float = -1.0
 
 
+@dataclass(frozen=True)
+class WebSettings:
+    """The staff web UI (``ivr web``: gunicorn)."""
+
+    bind_address: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 2
+    idle_minutes: int = 30  # a session unused this long must log in again
+    # Send the session cookie only over HTTPS. Browsers treat http://localhost and
+    # http://127.0.0.1 as secure, so this stays on for a loopback install; turn it off only
+    # for a plain-HTTP address that is not loopback (better: put TLS in front).
+    secure_cookies: bool = True
+    # Failed logins allowed per account and per client address within login_window_minutes.
+    login_failures_per_account: int = 5
+    login_failures_per_address: int = 20
+    login_window_minutes: int = 15
+
+
 EXAMPLE_FLOWS = Path(__file__).resolve().parents[1] / "examples" / "flows"
 
 
@@ -172,6 +190,7 @@ class Settings:
     stt: SttSettings = field(default_factory=SttSettings)
     jobs: JobsSettings = field(default_factory=JobsSettings)
     prompts: PromptSettings = field(default_factory=PromptSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
     @property
     def config_file(self) -> Path:
@@ -211,6 +230,7 @@ SECTIONS: dict[str, type[Any]] = {
     "stt": SttSettings,
     "jobs": JobsSettings,
     "prompts": PromptSettings,
+    "web": WebSettings,
 }
 LANGUAGE_KEYS = ("fi", "sv", "en")
 STT_ENGINES = ("faster-whisper", "google")
@@ -406,6 +426,7 @@ def _validate(settings: Settings) -> None:
     if not 0 < tel.ari_reconnect_min <= tel.ari_reconnect_max:
         raise ConfigError("telephony.ari_reconnect_min: must be > 0 and <= ari_reconnect_max")
     _validate_speech(settings)
+    _validate_web(settings.web)
     url = settings.database.url
     if url:
         # Only the scheme is ever quoted: the rest of a URL may hold a password.
@@ -462,6 +483,24 @@ def _validate_speech(settings: Settings) -> None:
         raise ConfigError("prompts.loudness_lufs: must be between -40 and -5")
     if not -20 <= prompts.peak_dbfs <= 0:
         raise ConfigError("prompts.peak_dbfs: must be between -20 and 0")
+
+
+def _validate_web(web: WebSettings) -> None:
+    try:
+        ipaddress.ip_address(web.bind_address)
+    except ValueError:
+        raise ConfigError(f"web.bind_address: {web.bind_address!r} is not an IP address") from None
+    if not 1 <= web.port <= 65535:
+        raise ConfigError(f"web.port: {web.port} is not between 1 and 65535")
+    if not 1 <= web.workers <= 64:
+        raise ConfigError(f"web.workers: {web.workers} is not between 1 and 64")
+    if not 1 <= web.idle_minutes <= 24 * 60:
+        raise ConfigError(f"web.idle_minutes: {web.idle_minutes} is not between 1 and 1440")
+    for key in ("login_failures_per_account", "login_failures_per_address"):
+        if not 1 <= getattr(web, key) <= 10_000:
+            raise ConfigError(f"web.{key}: must be between 1 and 10000")
+    if not 1 <= web.login_window_minutes <= 24 * 60:
+        raise ConfigError("web.login_window_minutes: must be between 1 and 1440")
 
 
 LINE_KEYS = {"flow", "language"}
@@ -587,6 +626,7 @@ def load_settings(
             stt=SttSettings(**sections["stt"]),
             jobs=JobsSettings(**sections["jobs"]),
             prompts=PromptSettings(**sections["prompts"]),
+            web=WebSettings(**sections["web"]),
         )
     except TypeError as exc:  # pragma: no cover - guarded by the checks above
         raise ConfigError(str(exc)) from None

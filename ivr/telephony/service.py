@@ -21,8 +21,8 @@ from typing import Protocol
 
 from ivr.clock import Clock
 from ivr.flows.model import Flow
+from ivr.outcome import Outcome, classify
 from ivr.telephony.ari import CONNECTED, DISCONNECTED, AriClient, AriError, AriEvent
-from ivr.telephony.outcome import Outcome, classify
 from ivr.telephony.session import (
     CallRecorder,
     CallSession,
@@ -41,6 +41,7 @@ class Line:
     number: str
     flow: Flow
     language: str | None = None  # None: the flow's default (or its language menu)
+    anonymous: bool = False  # store no caller number (as does a flow marked anonymous)
 
 
 class CallStore(CallRecorder, Protocol):
@@ -57,7 +58,7 @@ class CallStore(CallRecorder, Protocol):
         attempt_id: str | None,
     ) -> None: ...
     async def not_answered(
-        self, call_id: str, outcome: str, cause: int | None, sip_code: int | None
+        self, call_id: str, outcome: Outcome, cause: int | None, sip_code: int | None
     ) -> None: ...
     async def interrupt_orphans(self, live_call_ids: set[str]) -> int: ...
     async def discard_unplaced(self, call_id: str) -> None: ...
@@ -70,7 +71,7 @@ class OutboundCall:
     number: str
     flow: Flow
     language: str | None
-    done: asyncio.Future[str] = field(repr=False)  # the final status
+    done: asyncio.Future[Outcome] = field(repr=False)  # how the call ended
     started_at: datetime | None = None  # originated
     answered_at: datetime | None = None
     ended_at: datetime | None = None
@@ -226,7 +227,7 @@ class TelephonyService:
             out = self._forget_outbound(
                 channel_id, "the call vanished while Asterisk was out of reach"
             )
-            await self._not_answered(out, "interrupted")
+            await self._not_answered(out, Outcome.INTERRUPTED)
         # Outbound calls answered (their StasisStart) while we were not listening.
         for channel_id in answered_unseen():
             out = self._outbound[channel_id]
@@ -270,7 +271,7 @@ class TelephonyService:
             if channel_id in self.sessions:
                 continue
             await self._not_answered(
-                self._forget_outbound(channel_id, "Asterisk unreachable"), "interrupted"
+                self._forget_outbound(channel_id, "Asterisk unreachable"), Outcome.INTERRUPTED
             )
 
     # ------------------------------------------------------------------ outbound
@@ -342,8 +343,8 @@ class TelephonyService:
                 await self.store.discard_unplaced(call_id)
             except Exception:
                 log.exception("the row of the unplaced call %s could not be removed", call_id)
-                await self.store.not_answered(call_id, Outcome.FAILED.value, None, None)
-            out.done.set_result(Outcome.FAILED.value)
+                await self.store.not_answered(call_id, Outcome.FAILED, None, None)
+            out.done.set_result(Outcome.FAILED)
             log.warning("originate to %s failed: %s", number, exc)
         return out
 
@@ -387,7 +388,7 @@ class TelephonyService:
                 out.cause = cause if isinstance(cause, int) else None
                 out.sip_code = tech if isinstance(tech, int) else None
                 outcome = classify(False, out.cause, out.sip_code)
-                self._spawn(self._not_answered(out, outcome.value), f"end-{out.call_id}")
+                self._spawn(self._not_answered(out, outcome), f"end-{out.call_id}")
 
     def _forget_outbound(self, channel_id: str, detail: str | None = None) -> OutboundCall:
         """Stop following an outbound call that no session runs (its end is ours to store):
@@ -398,7 +399,7 @@ class TelephonyService:
         out.detail = detail or out.detail
         return out
 
-    async def _not_answered(self, out: OutboundCall, outcome: str) -> None:
+    async def _not_answered(self, out: OutboundCall, outcome: Outcome) -> None:
         """Store an unanswered call's end (in its own task: a slow database delays only
         this call), then tell whoever waits for it."""
         try:
@@ -428,7 +429,7 @@ class TelephonyService:
                 return
             caller = event.data.get("channel", {}).get("caller", {}).get("number") or None
             call_id = uuid.uuid4().hex
-            remote = None if line.flow.anonymous else caller
+            remote = None if line.anonymous or line.flow.anonymous else caller
             self._creating.add(call_id)
 
             async def prelude() -> None:
@@ -506,7 +507,7 @@ class TelephonyService:
         self, session: CallSession, prelude: Callable[[], Awaitable[None]] | None = None
     ) -> None:
         channel = session.info.channel_id
-        status = "failed"
+        status = Outcome.FAILED
         try:
             if prelude is not None:
                 try:
@@ -598,7 +599,7 @@ class TelephonyService:
             interrupted.append(out.call_id)
             hang_up.append(channel_id)
         # A call not stored here is settled by the next start's reconcile.
-        await asyncio.gather(*(self._not_answered(o, "interrupted") for o in ringing))
+        await asyncio.gather(*(self._not_answered(o, Outcome.INTERRUPTED) for o in ringing))
         hang_up.extend(self.bridges)
         results = await asyncio.gather(
             *(self.ari.hangup(channel_id) for channel_id in hang_up), return_exceptions=True

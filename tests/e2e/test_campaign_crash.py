@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from ivr.accounts.audit import Actor
 from ivr.bootstrap import App
 from ivr.campaigns.admin import CampaignAdmin, CampaignSettings
 from ivr.store.models import Attempt, Call
@@ -21,6 +22,7 @@ from tests.support.worker import Worker
 pytestmark = pytest.mark.pbx
 
 FLOW = Path(__file__).parent / "flows" / "mini-survey.yaml"
+CLI = Actor.cli()  # the command line: campaigns of no organisation
 ALWAYS = CampaignSettings(
     windows="mon-sun 00:00-23:59",
     allow_holidays=True,
@@ -44,8 +46,8 @@ def _campaign(app: App, tmp_path: Path, name: str) -> tuple[CampaignAdmin, list[
     admin = app.campaigns()
     phones = [number_for(701, n) for n in range(1, 81)]
     (tmp_path / "c.csv").write_text("phone\n" + "\n".join(phones) + "\n")
-    admin.create(name, FLOW, ALWAYS)
-    admin.import_contacts(name, tmp_path / "c.csv")
+    admin.create(CLI, name, FLOW, ALWAYS)
+    admin.import_contacts(CLI, name, tmp_path / "c.csv")
     return admin, phones
 
 
@@ -60,7 +62,7 @@ def _until(
 
 def _explain(admin: CampaignAdmin, name: str, log: Path) -> Callable[[], str]:
     def text() -> str:
-        status = admin.status(name)
+        status = admin.status(CLI, name)
         with admin.factory() as s:
             states = s.execute(
                 sa.select(Attempt.state, Attempt.outcome, sa.func.count()).group_by(
@@ -120,7 +122,7 @@ def test_worker_killed_mid_campaign(node: tuple[App, dict[str, str]], tmp_path: 
     log = tmp_path / "worker.log"
     worker = Worker(env, log)
     try:
-        admin.start("kill")
+        admin.start(CLI, "kill")
         _until(lambda: _in_flight(admin) >= 5, 30, "calls in flight")
     finally:
         worker.kill()  # SIGKILL, calls in flight (and no worker is left behind on a failure)
@@ -128,7 +130,7 @@ def test_worker_killed_mid_campaign(node: tuple[App, dict[str, str]], tmp_path: 
     worker = Worker(env, log)
     try:
         _until(
-            lambda: admin.status("kill")["status"] == "completed",
+            lambda: admin.status(CLI, "kill")["status"] == "completed",
             300,
             "completion",
             _explain(admin, "kill", log),
@@ -147,13 +149,13 @@ def test_asterisk_restarted_mid_campaign(node: tuple[App, dict[str, str]], tmp_p
     log = tmp_path / "worker.log"
     worker = Worker(env, log)
     try:
-        admin.start("restart")
+        admin.start(CLI, "restart")
         _until(lambda: _in_flight(admin) >= 5, 30, "calls in flight")
         app.pbx().stop()  # every call in flight is cut
         time.sleep(1)
         start_or_fail(app)
         _until(
-            lambda: admin.status("restart")["status"] == "completed",
+            lambda: admin.status(CLI, "restart")["status"] == "completed",
             300,
             "completion",
             _explain(admin, "restart", log),

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from ivr.accounts.audit import Actor
 from ivr.bootstrap import App, init
 from ivr.campaigns import rules
 from ivr.campaigns.admin import CampaignAdmin, CampaignSettings
@@ -31,6 +32,7 @@ from tests.support.telephony import ServiceThread
 pytestmark = pytest.mark.pbx
 
 FLOW = Path(__file__).parent / "flows" / "mini-survey.yaml"
+CLI = Actor.cli()  # the command line: campaigns of no organisation
 HELSINKI = ZoneInfo("Europe/Helsinki")
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=HELSINKI)
 
@@ -97,6 +99,7 @@ def test_campaign_runs_to_completion_with_exact_outcomes(campaign_pbx: App, tmp_
             if code == 0:
                 repo.add_opt_out(s, phone, source="staff")
     warnings = admin.create(
+        CLI,
         "kevät",
         FLOW,
         CampaignSettings(
@@ -107,29 +110,29 @@ def test_campaign_runs_to_completion_with_exact_outcomes(campaign_pbx: App, tmp_
             retry_no_answer_minutes=60,
         ),
     )
-    assert warnings == []
-    imported = admin.import_contacts("kevät", tmp_path / "asukkaat.csv")
+    assert warnings.warnings == []
+    imported = admin.import_contacts(CLI, "kevät", tmp_path / "asukkaat.csv")
     assert imported == {"accepted": len(persona_of), "duplicates": 0, "rejected": []}
-    assert admin.import_contacts("kevät", tmp_path / "asukkaat.csv")["accepted"] == 0
+    assert admin.import_contacts(CLI, "kevät", tmp_path / "asukkaat.csv")["accepted"] == 0
 
     with ServiceThread(app, dial=True) as svc:
         svc.parts.dialer.ring_timeout = 4
         svc.set_time(MONDAY_10.astimezone(UTC))
-        admin.start("kevät")
+        admin.start(CLI, "kevät")
 
         def advance_when_idle() -> None:
             """Retries wait 30-60 min: move the clock on when only future ones are left."""
-            status = admin.status("kevät")
+            status = admin.status(CLI, "kevät")
             if status["status"] == "running" and "waiting for retries" in (status["reason"] or ""):
                 svc.set_time(svc.now() + timedelta(hours=1, minutes=5))
 
         _wait(
-            lambda: admin.status("kevät")["status"] == "completed",
+            lambda: admin.status(CLI, "kevät")["status"] == "completed",
             420,
             "the campaign to complete",
             tick=advance_when_idle,
         )
-        final = admin.status("kevät")
+        final = admin.status(CLI, "kevät")
 
     with admin.factory() as s:
         attempts = s.execute(
@@ -180,25 +183,25 @@ def test_nothing_is_dialled_outside_the_window(campaign_pbx: App, tmp_path: Path
     (tmp_path / "c.csv").write_text(
         "phone\n" + "\n".join(number_for(701, n) for n in range(1, 6)) + "\n"
     )
-    admin.create("joulu", FLOW, CampaignSettings(calls_per_second=10))
-    admin.import_contacts("joulu", tmp_path / "c.csv")
+    admin.create(CLI, "joulu", FLOW, CampaignSettings(calls_per_second=10))
+    admin.import_contacts(CLI, "joulu", tmp_path / "c.csv")
     christmas = datetime(2026, 12, 25, 12, 0, tzinfo=HELSINKI)  # a Friday, a holiday
     with ServiceThread(app, dial=True) as svc:
         svc.set_time(christmas.astimezone(UTC))
-        admin.start("joulu")
+        admin.start(CLI, "joulu")
         _wait(
-            lambda: "holiday" in (admin.status("joulu")["reason"] or "").lower(),
+            lambda: "holiday" in (admin.status(CLI, "joulu")["reason"] or "").lower(),
             20,
             "the campaign to say why it is idle",
         )
         time.sleep(3)
-        assert admin.status("joulu")["calls_placed"] == 0
-        reason = admin.status("joulu")["reason"]
+        assert admin.status(CLI, "joulu")["calls_placed"] == 0
+        reason = admin.status(CLI, "joulu")["reason"]
         assert "Joulupäivä" in reason and "next calls at Mon 28.12. 10:00" in reason, reason
         svc.set_time(datetime(2026, 12, 28, 9, 59, 57, tzinfo=HELSINKI).astimezone(UTC))
         time.sleep(1.5)
-        assert admin.status("joulu")["calls_placed"] == 0  # 09:59:58: still closed
-        _wait(lambda: admin.status("joulu")["status"] == "completed", 60, "the calls")
+        assert admin.status(CLI, "joulu")["calls_placed"] == 0  # 09:59:58: still closed
+        _wait(lambda: admin.status(CLI, "joulu")["status"] == "completed", 60, "the calls")
     with admin.factory() as s:
         starts = s.scalars(sa.select(Attempt.started_at)).all()
         languages = s.scalars(sa.select(Contact.language)).all()
@@ -229,11 +232,11 @@ def test_two_workers_on_postgresql_never_dial_an_attempt_twice(
         admin = apps[0].campaigns()
         phones = [number_for(701, n) for n in range(1, 121)]
         (tmp_path / "c.csv").write_text("phone\n" + "\n".join(phones) + "\n")
-        admin.create("kaksi", FLOW, CampaignSettings(calls_per_second=20, max_concurrent=40))
-        admin.import_contacts("kaksi", tmp_path / "c.csv")
+        admin.create(CLI, "kaksi", FLOW, CampaignSettings(calls_per_second=20, max_concurrent=40))
+        admin.import_contacts(CLI, "kaksi", tmp_path / "c.csv")
         with ServiceThread(apps[0], dial=True), ServiceThread(apps[1], dial=True):
-            admin.start("kaksi")
-            _wait(lambda: admin.status("kaksi")["status"] == "completed", 120, "completion")
+            admin.start(CLI, "kaksi")
+            _wait(lambda: admin.status(CLI, "kaksi")["status"] == "completed", 120, "completion")
         with admin.factory() as s:
             rows = s.execute(sa.select(Attempt.phone, Attempt.claimed_by, Attempt.outcome)).all()
             calls = s.execute(sa.select(Call.remote_number, Call.node_name)).all()
@@ -324,13 +327,13 @@ def test_a_campaign_runs_the_same_on_any_date(
     settings = CampaignSettings(
         windows=windows, calls_per_second=10, retry_busy_minutes=30, retry_no_answer_minutes=60
     )
-    admin.create("päivä", FLOW, settings)
-    admin.import_contacts("päivä", tmp_path / "c.csv")
+    admin.create(CLI, "päivä", FLOW, settings)
+    admin.import_contacts(CLI, "päivä", tmp_path / "c.csv")
     with ServiceThread(app, dial=True) as svc:
         svc.parts.dialer.ring_timeout = 4
-        note = admin.start("päivä")
+        note = admin.start(CLI, "päivä")
         _wait(
-            lambda: admin.status("päivä")["status"] == "completed",
+            lambda: admin.status(CLI, "päivä")["status"] == "completed",
             240,
             "the campaign to complete",
             tick=lambda: _jump_to_next_event(admin, app.clock, "päivä"),  # type: ignore[arg-type]
@@ -374,8 +377,8 @@ def test_an_asterisk_outage_spends_no_attempt(campaign_pbx: App, tmp_path: Path)
     admin = app.campaigns()
     phones = [number_for(701, n) for n in range(1, 41)]
     (tmp_path / "c.csv").write_text("phone\n" + "\n".join(phones) + "\n")
-    admin.create("katko", FLOW, CampaignSettings(calls_per_second=3, max_concurrent=6))
-    admin.import_contacts("katko", tmp_path / "c.csv")
+    admin.create(CLI, "katko", FLOW, CampaignSettings(calls_per_second=3, max_concurrent=6))
+    admin.import_contacts(CLI, "katko", tmp_path / "c.csv")
     pbx = app.pbx()
 
     def finished() -> list[Any]:
@@ -389,12 +392,12 @@ def test_an_asterisk_outage_spends_no_attempt(campaign_pbx: App, tmp_path: Path)
             )
 
     with ServiceThread(app, dial=True) as svc:
-        admin.start("katko")
+        admin.start(CLI, "katko")
         _wait(lambda: len(finished()) >= 6, 60, "the first calls")
         pbx.stop()
         stopped = app.clock()
         _wait(
-            lambda: "Asterisk unreachable since" in (admin.status("katko")["reason"] or ""),
+            lambda: "Asterisk unreachable since" in (admin.status(CLI, "katko")["reason"] or ""),
             15,
             "the status to say Asterisk is unreachable",
         )
@@ -407,7 +410,7 @@ def test_an_asterisk_outage_spends_no_attempt(campaign_pbx: App, tmp_path: Path)
             time.sleep(0.5)
         start_or_fail(app)
         _wait(
-            lambda: admin.status("katko")["status"] == "completed",
+            lambda: admin.status(CLI, "katko")["status"] == "completed",
             180,
             "the campaign to complete",
             tick=lambda: _jump_to_next_event(admin, app.clock, "katko"),  # type: ignore[arg-type]

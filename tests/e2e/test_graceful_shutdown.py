@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from ivr.accounts.audit import Actor
 from ivr.bootstrap import App
 from ivr.campaigns.admin import CampaignAdmin, CampaignSettings
 from ivr.softphone import accounts
-from ivr.store.models import Attempt, Call, CampaignStatus
+from ivr.store.models import Attempt, Call
 from ivr.telephony.personas import number_for
 from tests.support.baresip import Baresip
 from tests.support.instance import destroy, make_instance, start_or_fail
@@ -29,6 +30,7 @@ from tests.support.worker import Worker
 pytestmark = pytest.mark.pbx
 
 FLOW = Path(__file__).parent / "flows" / "long-question.yaml"  # waits minutes for a key
+CLI = Actor.cli()  # the command line: campaigns of no organisation
 STAYS = 100  # persona: answers and stays on the line until we hang up
 HANGS_UP_AFTER_6 = 106  # persona: answers and hangs up after 6 s
 
@@ -56,8 +58,8 @@ def _campaign(
     admin: CampaignAdmin, tmp_path: Path, name: str, phones: list[str], settings: CampaignSettings
 ) -> None:
     (tmp_path / f"{name}.csv").write_text("phone\n" + "\n".join(phones) + "\n")
-    admin.create(name, FLOW, settings)
-    admin.import_contacts(name, tmp_path / f"{name}.csv")
+    admin.create(CLI, name, FLOW, settings)
+    admin.import_contacts(CLI, name, tmp_path / f"{name}.csv")
 
 
 def _until(check: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
@@ -165,9 +167,9 @@ def test_drain_lets_live_calls_finish_then_interrupts_the_rest(
     try:
         with Baresip(account.baresip_line(), lifetime=120) as phone:
             phone.wait_registered(10)
-            admin.start("long")
+            admin.start(CLI, "long")
             _until(lambda: len(_live(admin, long_phones)) >= 2, 30, "two long calls", log)
-            admin.start("short")
+            admin.start(CLI, "short")
             _until(lambda: len(_live(admin, short_phones)) == 2, 30, "both short calls", log)
             # Signal just after the dialer placed a call (the next is 2 s away), so "no call
             # after the signal" can only fail if the dialer really goes on.
@@ -244,7 +246,7 @@ def test_second_sigterm_ends_at_once_and_a_restart_loses_nothing(
     env = {**env, "IVR_TELEPHONY_DRAIN_SECONDS": "120"}
     worker = Worker(env, log)
     try:
-        admin.start("hold")
+        admin.start(CLI, "hold")
         _until(lambda: len(_live(admin, phones)) >= 3, 30, "calls in flight", log)
         os.kill(worker.proc.pid, signal.SIGTERM)
         t0 = time.monotonic()
@@ -261,7 +263,7 @@ def test_second_sigterm_ends_at_once_and_a_restart_loses_nothing(
     _no_channels_left(app, log)  # the calls were hung up, not left to ring on
 
     # Nobody is dialled by the restarted worker: what it finds is what the shutdown left.
-    admin.set_status("hold", CampaignStatus.PAUSED, "paused by the test")
+    admin.pause(CLI, "hold", "paused by the test")
     worker = Worker(env, log)
     try:
         _until(lambda: all(str(c.status) != "active" for c in _calls(admin)), 15, "reconcile", log)

@@ -70,8 +70,17 @@ def _postgres_database() -> str:
 def make_instance(
     prefix: str = "ivr-t-", extra: Callable[[dict[str, str]], dict[str, str]] | None = None
 ) -> tuple[App, dict[str, str]]:
-    """An initialised instance on free ports; ``extra`` adds settings, given the base
-    environment (its ports)."""
+    """An initialised instance on free ports, for a test that starts its Asterisk (such a
+    test carries the ``pbx`` marker; tests/unit/test_pbx_markers.py checks)."""
+    return initialised_instance(prefix, extra)
+
+
+def initialised_instance(
+    prefix: str = "ivr-t-", extra: Callable[[dict[str, str]], dict[str, str]] | None = None
+) -> tuple[App, dict[str, str]]:
+    """An initialised instance (data directory, config, secrets, database) on free ports;
+    ``extra`` adds settings, given the base environment (its ports). Starts nothing: the
+    web tests use it without Asterisk."""
     data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     env = instance_env(data_dir)
     if extra is not None:

@@ -1,0 +1,111 @@
+"""`ivr org`, `ivr user` and `ivr web`: the staff side on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def cmd_org(args: argparse.Namespace) -> int:
+    """`ivr org add NAME [--timezone TZ] [--language fi|sv|en] [--json]`, `ivr org list`."""
+    from ivr.accounts.audit import Actor
+    from ivr.accounts.service import AccountError
+    from ivr.bootstrap import load_app
+
+    services = load_app().services()
+    try:
+        if args.action == "add":
+            try:
+                org = services.accounts.add_org(
+                    Actor.cli(), args.name, timezone=args.timezone, language=args.language
+                )
+            except AccountError as exc:
+                print(f"ivr: error: organisation {exc}", file=sys.stderr)
+                return 2
+            if args.json:
+                _print(json.dumps({"id": org.id, "name": org.name}, ensure_ascii=False))
+            else:
+                _print(f"organisation {org.name} created (id {org.id})")
+            return 0
+        for org in services.accounts.orgs():
+            _print(f"{org.name}\t{org.id}\t{org.timezone}")
+        return 0
+    finally:
+        services.close()
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    """`ivr user add EMAIL --org NAME --role ROLE [--json]`: the password is generated and
+    printed once (it is stored only as an argon2 hash)."""
+    from ivr.accounts.audit import Actor, NotFound
+    from ivr.accounts.service import AccountError
+    from ivr.bootstrap import load_app
+
+    services = load_app().services()
+    try:
+        try:
+            org = services.accounts.org_by_name(args.org)
+            user, password = services.accounts.add_user(
+                Actor.cli(org.id), args.email, org.id, args.role, name=args.name or ""
+            )
+        except NotFound as exc:
+            print(f"ivr: error: --org: {exc}", file=sys.stderr)
+            return 2
+        except AccountError as exc:
+            print(f"ivr: error: {exc}", file=sys.stderr)
+            return 2
+        out: dict[str, Any] = {
+            "email": user.email,
+            "org": org.name,
+            "role": args.role,
+            "password": password,
+        }
+        if args.json:
+            _print(json.dumps(out, ensure_ascii=False))
+        else:
+            _print(f"user {user.email} is now {args.role} in {org.name}")
+            if password:
+                _print(f"password (shown once, not stored in clear): {password}")
+            else:
+                _print("the user existed already: their password is unchanged")
+        return 0
+    finally:
+        services.close()
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """`ivr web`: the staff UI under gunicorn on [web] bind_address:port."""
+    from ivr.web.serve import serve
+
+    return serve()
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("org", help="organisations (municipalities) using this installation")
+    org = p.add_subparsers(dest="action", required=True)
+    c = org.add_parser("add", help="a new organisation")
+    c.add_argument("name")
+    c.add_argument("--timezone", default="Europe/Helsinki")
+    c.add_argument("--language", default="fi", choices=["fi", "sv", "en"])
+    c.add_argument("--json", action="store_true")
+    org.add_parser("list", help="every organisation")
+    p.set_defaults(func=cmd_org)
+
+    p = sub.add_parser("user", help="staff users of the web UI")
+    user = p.add_subparsers(dest="action", required=True)
+    c = user.add_parser("add", help="add a user to an organisation (password printed once)")
+    c.add_argument("email")
+    c.add_argument("--org", required=True, help="the organisation's name")
+    c.add_argument("--role", required=True, choices=["admin", "manager", "reviewer"])
+    c.add_argument("--name", help="the person's name")
+    c.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_user)
+
+    p = sub.add_parser("web", help="run the staff web UI (gunicorn) until SIGTERM")
+    p.set_defaults(func=cmd_web)

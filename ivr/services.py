@@ -1,0 +1,38 @@
+"""The services the staff web UI and the ``ivr`` command share, over one database engine.
+
+Built by the composition root (``App.services()``); views and CLI commands call these and
+nothing below them, so a business rule or an organisation check is written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from ivr.accounts.service import Accounts
+    from ivr.campaigns.admin import CampaignAdmin
+    from ivr.clock import Clock
+    from ivr.config import Settings
+    from ivr.credentials import Credentials
+    from ivr.flows.library import FlowLibrary
+    from ivr.telephony.line_admin import LineAdmin
+
+
+@dataclass
+class Services:
+    settings: Settings
+    credentials: Credentials
+    clock: Clock
+    engine: Engine
+    factory: sessionmaker[Session]
+    accounts: Accounts
+    campaigns: CampaignAdmin
+    flows: FlowLibrary
+    lines: LineAdmin
+
+    def close(self) -> None:
+        self.engine.dispose()
