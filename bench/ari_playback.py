@@ -24,8 +24,8 @@ import time
 
 from ivr.bootstrap import App
 from ivr.telephony.ari import AriClient, AriEvent
-from ivr.telephony.calls import CallTracker, place_call
 from ivr.telephony.personas import number_for
+from tests.support.calls import CallTracker, place_call
 
 RESIDENT = number_for(100, 1)  # answers and stays on the line
 

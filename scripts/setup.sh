@@ -12,8 +12,13 @@ APT_PACKAGES=(
   baresip-core sip-tester  # real SIP clients for the tests
   linphone-cli           # linphonec: the printed linphonerc registers (tests)
   redis-server           # the Redis job queue's tests start their own (loopback, a password)
+  chromium fonts-dejavu-core  # the staff UI's browser tests (Playwright drives Debian's chromium)
   iproute2 procps strace
 )
+# axe-core for the browser tests comes from npm (package-lock.json). Debian 12 has no node or
+# npm by default; a node installed otherwise (NodeSource's nodejs brings its own npm, and
+# conflicts with Debian's npm package) is used as it is.
+command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -44,6 +49,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"
+fi
+
+# The browser tests' JavaScript (axe-core), pinned by package-lock.json; never a build step.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing node_modules (npm ci)"
+  npm ci --no-audit --no-fund
 fi
 
 # The Asterisk build needs root (debootstrap + chroot); it is cached afterwards.

@@ -10,8 +10,8 @@ import pytest
 from ivr.bootstrap import App
 from ivr.telephony.ami import ami_health
 from ivr.telephony.ari import SERVICE_EVENTS, AriClient, AriError, AriEvent
-from ivr.telephony.calls import CallTracker, place_call
 from ivr.telephony.personas import number_for
+from tests.support.calls import CallTracker, place_call
 
 pytestmark = pytest.mark.pbx
 

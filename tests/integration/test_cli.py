@@ -115,15 +115,3 @@ def test_softphone_prints_accounts(env: dict[str, str]) -> None:
     )
     assert f"auth_pass={password}" in out
     assert "Numbers to dial (inbound lines): 100, 101, 102" in out
-
-
-@pytest.mark.pbx
-def test_demo_once_places_calls_and_exits_zero(env: dict[str, str]) -> None:
-    result = ivr(env, "demo", "--once", timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "answered" in result.stdout and "keyed '123'" in result.stdout
-    assert "busy" in result.stdout and "declined" in result.stdout
-    assert "demo calls: all as expected" in result.stdout
-    assert "survey call: completed and stored" in result.stdout
-    assert "develop-open" in result.stdout and "callback       phone" in result.stdout
-    assert _processes_using(Path(env["IVR_DATA_DIR"])) == []  # it stopped what it started

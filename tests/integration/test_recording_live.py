@@ -10,8 +10,8 @@ from pydub import AudioSegment
 
 from ivr.bootstrap import App
 from ivr.telephony.ari import AriEvent
-from ivr.telephony.calls import CallTracker, place_call
 from ivr.telephony.personas import number_for
+from tests.support.calls import CallTracker, place_call
 
 pytestmark = pytest.mark.pbx
 

@@ -9,8 +9,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from ivr.outcome import Outcome, classify
 from ivr.telephony.ari import AriClient, AriEvent
-from ivr.telephony.outcome import Outcome, classify
 
 AnswerHandler = Callable[["CallTracker"], Awaitable[None]]
 
