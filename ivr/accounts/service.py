@@ -21,6 +21,7 @@ from ivr.accounts.passwords import (
 )
 from ivr.clock import Clock
 from ivr.config import WebSettings
+from ivr.store.db import reader_for
 from ivr.store.org_models import (
     AuditEntry,
     LoginFailure,
@@ -84,6 +85,7 @@ class Accounts:
         self, factory: sessionmaker[Session], clock: Clock, web: WebSettings | None = None
     ) -> None:
         self.factory = factory
+        self.reader = reader_for(factory)  # reads take no write lock
         self.clock = clock
         self.web = web or WebSettings()
 
@@ -116,7 +118,7 @@ class Accounts:
         return org
 
     def org_by_name(self, name: str) -> Organisation:
-        with self.factory() as s:
+        with self.reader() as s:
             org = s.scalars(sa.select(Organisation).where(Organisation.name == name)).first()
             if org is None:
                 org = s.get(Organisation, name)
@@ -126,7 +128,7 @@ class Accounts:
             return org
 
     def orgs(self) -> list[Organisation]:
-        with self.factory() as s:
+        with self.reader() as s:
             found = list(s.scalars(sa.select(Organisation).order_by(Organisation.name)))
             s.expunge_all()
             return found
@@ -215,7 +217,7 @@ class Accounts:
 
     def members(self, actor: Actor) -> list[tuple[User, Role]]:
         org_id = actor.require(Role.ADMIN)
-        with self.factory() as s:
+        with self.reader() as s:
             rows = s.execute(
                 sa.select(User, Membership.role)
                 .join(Membership, Membership.user_id == User.id)
@@ -228,7 +230,7 @@ class Accounts:
     def member(self, actor: Actor, user_id: str) -> tuple[User, Role]:
         """One member of the actor's organisation; NotFound for anyone else."""
         org_id = actor.require(Role.ADMIN)
-        with self.factory() as s:
+        with self.reader() as s:
             row = s.execute(
                 sa.select(User, Membership.role)
                 .join(Membership, Membership.user_id == User.id)
@@ -246,7 +248,7 @@ class Accounts:
         older than ``before_id``), and readable names of the targets (user e-mails,
         campaign and flow names) keyed by ``(target_type, target_id)``."""
         org_id = actor.require(Role.ADMIN)
-        with self.factory() as s:
+        with self.reader() as s:
             found = audit.entries(s, org_id, before_id=before_id, limit=limit)
             s.expunge_all()
             return found, audit.target_names(s, org_id, found)
@@ -342,7 +344,7 @@ class Accounts:
     def logged_in(self, user_id: str) -> LoggedIn | None:
         """The user and their organisations and roles, read afresh (a role taken away or an
         account disabled takes effect on the next request); None if gone or disabled."""
-        with self.factory() as s:
+        with self.reader() as s:
             user = s.get(User, user_id)
             if user is None or user.disabled:
                 return None

@@ -43,6 +43,7 @@ from ivr.campaigns.errors import (
 from ivr.clock import Clock
 from ivr.flows.loader import FlowError
 from ivr.store import campaigns as cstore
+from ivr.store.db import reader_for
 from ivr.store.models import Campaign, CampaignStatus, Contact
 from ivr.store.org_models import Role
 
@@ -124,6 +125,7 @@ def _settings_of(campaign: Campaign) -> CampaignSettings:
 class CampaignAdmin:
     def __init__(self, factory: sessionmaker[Session], clock: Clock) -> None:
         self.factory = factory
+        self.reader = reader_for(factory)  # reads take no write lock
         self.clock = clock  # the App's one clock, shared with the dialer
 
     # ------------------------------------------------------------------ checks
@@ -190,7 +192,7 @@ class CampaignAdmin:
         the warnings, or ``CampaignInvalid`` with every problem (a form's "check your
         answers" step)."""
         org_id = _scope(actor, Role.MANAGER)
-        with self.factory() as s:
+        with self.reader() as s:
             campaign = None if campaign_id is None else _find(s, org_id, campaign_id)
             checked, _ = self._check(s, actor, org_id, name, flow, settings, campaign=campaign)
         return checked.warnings
@@ -405,7 +407,7 @@ class CampaignAdmin:
     def status(self, actor: Actor, campaign_id: str) -> dict[str, Any]:
         """The campaign and its funnel (``ivr campaign status``)."""
         org_id = _scope(actor, Role.REVIEWER)
-        with self.factory() as s:
+        with self.reader() as s:
             campaign = _find(s, org_id, campaign_id)
             report = cstore.funnel(s, campaign.id)
             return {
@@ -433,13 +435,13 @@ class CampaignAdmin:
         """A page of the campaign list, newest first, with contacts and progress (keyset
         pagination: ``before``/``after`` are the page's cursors)."""
         org_id = _scope(actor, Role.REVIEWER)
-        with self.factory() as s:
+        with self.reader() as s:
             return admin_queries.page(s, _in_scope(org_id), before=before, after=after, limit=limit)
 
     def detail(self, actor: Actor, campaign_id: str) -> admin_queries.Detail:
         """A campaign's settings as the campaign page and the edit form show them."""
         org_id = _scope(actor, Role.REVIEWER)
-        with self.factory() as s:
+        with self.reader() as s:
             campaign = _find(s, org_id, campaign_id)
             return admin_queries.detail(
                 s, campaign, _settings_of(campaign), campaign.status in EDITABLE_STATES
@@ -450,21 +452,21 @@ class CampaignAdmin:
         minutes), and why it is not dialling now and when it may (see
         ``admin_queries.progress``)."""
         org_id = _scope(actor, Role.REVIEWER)
-        with self.factory() as s:
+        with self.reader() as s:
             campaign = _find(s, org_id, campaign_id)
             return admin_queries.progress(s, campaign, self.clock())
 
     def flow_choices(self, actor: Actor) -> list[admin_flows.FlowChoice]:
         """The flows a new campaign of the actor's organisation may use."""
         org_id = _scope(actor, Role.REVIEWER)
-        with self.factory() as s:
+        with self.reader() as s:
             return admin_flows.choices(s, org_id)
 
     def list(self, actor: Actor) -> list[dict[str, Any]]:
         """Every campaign in the actor's scope, oldest first (``ivr campaign list``). Last
         in the class: below it, ``list`` would name this method."""
         org_id = _scope(actor, Role.REVIEWER)
-        with self.factory() as s:
+        with self.reader() as s:
             return [
                 {"id": c.id, "name": c.name, "status": c.status.value, "reason": c.status_reason}
                 for c in s.scalars(

@@ -46,6 +46,7 @@ from ivr.flows.library_files import prompt_prefix as prompt_prefix
 from ivr.flows.loader import MAX_FILE_BYTES, FlowError, Problem, parse_flow
 from ivr.flows.model import Flow
 from ivr.speech import prompt_audio
+from ivr.store.db import reader_for
 from ivr.store.models import Campaign, CampaignStatus
 from ivr.store.org_models import FlowDoc, InboundLine, Role
 
@@ -169,6 +170,7 @@ class FlowLibrary:
         render_timeout: float = RENDER_TIMEOUT_SECONDS,
     ) -> None:
         self.factory = factory
+        self.reader = reader_for(factory)  # reads take no write lock
         self.clock = clock
         self.settings = settings
         self.render_timeout = render_timeout
@@ -199,7 +201,7 @@ class FlowLibrary:
     # ------------------------------------------------------------------ reading
     def list_flows(self, actor: Actor) -> list[FlowRecord]:
         org_id = actor.require(Role.REVIEWER)
-        with self.factory() as s:
+        with self.reader() as s:
             docs = s.scalars(
                 sa.select(FlowDoc).where(FlowDoc.org_id == org_id).order_by(FlowDoc.name)
             ).all()
@@ -208,7 +210,7 @@ class FlowLibrary:
 
     def get(self, actor: Actor, flow_id: str) -> FlowRecord:
         org_id = actor.require(Role.REVIEWER)
-        with self.factory() as s:
+        with self.reader() as s:
             doc = self._doc(s, org_id, flow_id)
             return self._record(doc, self._running(s, org_id, doc.name).get(doc.name, ()))
 
@@ -300,7 +302,7 @@ class FlowLibrary:
         action: str,
     ) -> FlowRecord:
         org_id = actor.require(Role.MANAGER)
-        with self.factory() as s:
+        with self.reader() as s:
             self._doc(s, org_id, flow_id)  # another organisation's: NotFound before checking
         flow = self.check(org_id, yaml_text, source)
         now = self.clock()

@@ -22,6 +22,10 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # writers queue up (busy timeout) instead of failing when a read turns into a write.
 # PostgreSQL ignores it.  ``with engine.connect() as c: c.execution_options(**{...: True})``
 BEGIN_IMMEDIATE = "ivr_begin_immediate"
+# Execution option of a read-only engine (``reader_for``): on SQLite its transactions begin
+# DEFERRED, so a long read (a report over 100,000 attempts) holds no lock and never makes
+# the telephony worker's writes wait; under WAL it reads a consistent snapshot.
+READ_ONLY = "ivr_read_only"
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -82,10 +86,13 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
 
 
 def _sqlite_on_begin(connection: sa.Connection) -> None:
-    # Always IMMEDIATE: a deferred transaction that reads and then writes cannot wait for
-    # another writer (SQLite answers "database is locked" at once, bypassing the busy
-    # timeout, to avoid a deadlock). Taking the write lock at BEGIN makes writers queue.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # IMMEDIATE unless read-only: a deferred transaction that reads and then writes cannot
+    # wait for another writer (SQLite answers "database is locked" at once, bypassing the
+    # busy timeout, to avoid a deadlock). Taking the write lock at BEGIN makes writers queue.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
@@ -111,6 +118,12 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions whose objects stay readable after commit (no lazy reload of plain columns)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def reader_for(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions for reading only, on the same engine as ``factory`` (see ``READ_ONLY``)."""
+    bind = factory.kw["bind"]
+    return sessionmaker(bind.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 @contextmanager

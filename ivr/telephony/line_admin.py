@@ -28,6 +28,7 @@ from ivr.clock import Clock
 from ivr.config import Settings
 from ivr.flows.loader import FlowError
 from ivr.flows.model import Flow
+from ivr.store.db import reader_for
 from ivr.store.org_models import FlowDoc, InboundLine, Role
 from ivr.telephony.line_directory import parse_flow_doc
 
@@ -100,6 +101,7 @@ class LineAdmin:
         """``check``: what makes a stored flow valid (the flow library's own check, so a
         line accepts exactly the flows the flow pages call valid); without one, the loader's."""
         self.factory = factory
+        self.reader = reader_for(factory)  # reads take no write lock
         self.clock = clock
         self.data_dir = settings.data_dir
         self.config_numbers = frozenset(line.number for line in settings.lines)
@@ -114,7 +116,7 @@ class LineAdmin:
     # ------------------------------------------------------------------ reading
     def list(self, actor: Actor) -> list[LineView]:
         org_id = actor.require(Role.REVIEWER)
-        with self.factory() as s:
+        with self.reader() as s:
             rows = s.execute(
                 sa.select(InboundLine, FlowDoc)
                 .join(FlowDoc, FlowDoc.id == InboundLine.flow_id)
@@ -126,7 +128,7 @@ class LineAdmin:
 
     def get(self, actor: Actor, line_id: str) -> LineView:
         org_id = actor.require(Role.REVIEWER)
-        with self.factory() as s:
+        with self.reader() as s:
             line = self._line(s, org_id, line_id)
             doc = s.get(FlowDoc, line.flow_id)
             assert doc is not None  # a foreign key
@@ -135,7 +137,7 @@ class LineAdmin:
     def flow_choices(self, actor: Actor) -> builtins.list[FlowChoice]:
         """The organisation's flows a line may use (the form's choices), by name."""
         org_id = actor.require(Role.REVIEWER)
-        with self.factory() as s:
+        with self.reader() as s:
             docs = list(
                 s.scalars(sa.select(FlowDoc).where(FlowDoc.org_id == org_id).order_by(FlowDoc.name))
             )
