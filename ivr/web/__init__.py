@@ -86,19 +86,12 @@ def create_app(
         app.register_error_handler(code, handler)
 
     access.check_declared(app)
-    app.jinja_env.globals["url_map_endpoints"] = frozenset(app.view_functions)
     return app
 
 
 def _register_feature_blueprints(app: Flask) -> None:
-    """The pages of each feature (campaigns, flows, lines, users); each module has ``bp``."""
-    import importlib
+    """The pages of each feature: campaigns, flows, inbound lines, users and the audit log."""
+    from ivr.web import campaigns, flows, lines, users
 
-    for name in ("orgs", "campaigns", "flows", "lines", "users"):
-        try:
-            module = importlib.import_module(f"ivr.web.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"ivr.web.{name}":
-                raise
-            continue
+    for module in (campaigns, flows, lines, users):
         app.register_blueprint(module.bp)
