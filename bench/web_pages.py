@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from ivr.accounts.audit import Actor
 from ivr.bootstrap import init
 from ivr.clock import MovableClock
 from ivr.config import load_settings
+from ivr.store import counters
 from ivr.store.models import Attempt, Campaign, Contact
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -139,6 +141,8 @@ def seed(engine: sa.Engine, org_id: str, campaigns: int, contacts: int) -> dict[
         for batch in _chunks(rows):
             with engine.begin() as conn:
                 conn.execute(sa.insert(table), batch)  # type: ignore[arg-type]
+    with Session(engine) as s, s.begin():  # the counters the live progress reads
+        counters.rebuild(s)
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(sa.text("ANALYZE"))

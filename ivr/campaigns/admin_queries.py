@@ -185,9 +185,7 @@ class Detail:
 
 
 def detail(s: Session, campaign: Campaign, settings: CampaignSettings, editable: bool) -> Detail:
-    contacts = s.scalar(
-        sa.select(sa.func.count()).select_from(Contact).where(Contact.campaign_id == campaign.id)
-    )
+    contacts = cstore.live_counts(s, campaign.id)["contacts"]
     return Detail(
         id=campaign.id,
         org_id=campaign.org_id,
@@ -228,26 +226,33 @@ def window_now(campaign: Campaign, now: datetime) -> dict[str, Any]:
 def progress(s: Session, campaign: Campaign, now: datetime) -> dict[str, Any]:
     """The live progress of a campaign at ``now``:
 
-    - ``funnel``: ``ivr.store.campaigns.funnel`` (contacts, numbers attempted, calls
-      placed, answered, survey started, completed, opted out, response rate, outcomes);
+    - ``funnel``: the totals of ``ivr.store.campaigns.funnel`` (contacts, numbers
+      attempted, calls placed, answered, survey started, completed, opted out, response
+      rate, outcomes), read from the campaign's counters (``ivr.store.counters``: one
+      indexed query, not a recount: this is polled every 2.5 s by each viewer);
     - ``in_progress``: calls on the line now (placed, not yet finished); ``placing``:
       claimed by a dialer, not yet placed;
     - ``calls_per_minute``: calls placed in the last 5 minutes, per minute;
     - ``window``: see ``window_now``; ``queue``: attempts due now, the next due time,
       attempts left (due or being dialled).
     """
-    report = cstore.funnel(s, campaign.id)
-    dialing = Attempt.state == AttemptState.DIALING
-    since = now - RATE_WINDOW
-    in_progress, placing, recent = s.execute(
+    funnel = cstore.live_counts(s, campaign.id)
+    # Each of these reads an index range: the calls being dialled, the last 5 minutes.
+    in_progress, placing = s.execute(
         sa.select(
-            sa.func.count().filter(sa.and_(dialing, Attempt.started_at.is_not(None))),
-            sa.func.count().filter(sa.and_(dialing, Attempt.started_at.is_(None))),
-            sa.func.count().filter(sa.and_(Attempt.started_at >= since, Attempt.started_at <= now)),
-        ).where(Attempt.campaign_id == campaign.id)
+            sa.func.count().filter(Attempt.started_at.is_not(None)),
+            sa.func.count().filter(Attempt.started_at.is_(None)),
+        ).where(Attempt.campaign_id == campaign.id, Attempt.state == AttemptState.DIALING)
     ).one()
+    since = now - RATE_WINDOW
+    recent = s.scalar(
+        sa.select(sa.func.count()).where(
+            Attempt.campaign_id == campaign.id,
+            Attempt.started_at >= since,
+            Attempt.started_at <= now,
+        )
+    )
     due_now, next_due, left = cstore.due_summary(s, campaign.id, now)
-    funnel = {k: report[k] for k in (*cstore.FUNNEL_COUNTS, "response_rate", "outcomes")}
     return {
         "id": campaign.id,
         "name": campaign.name,
@@ -257,7 +262,7 @@ def progress(s: Session, campaign: Campaign, now: datetime) -> dict[str, Any]:
         "funnel": funnel,
         "in_progress": int(in_progress),
         "placing": int(placing),
-        "calls_per_minute": round(int(recent) / (RATE_WINDOW.total_seconds() / 60), 1),
+        "calls_per_minute": round(int(recent or 0) / (RATE_WINDOW.total_seconds() / 60), 1),
         "window": window_now(campaign, now),
         "queue": {"due_now": due_now, "next_due": next_due, "left": left},
     }

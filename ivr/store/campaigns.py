@@ -15,6 +15,7 @@ an attempt is finished by a conditional UPDATE, so it can never be counted twice
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,11 +26,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ivr.outcome import ATTEMPT_OUTCOMES, FLOW_ENDS, Outcome
+from ivr.outcome import ATTEMPT_OUTCOMES, Outcome
+from ivr.store import counters
+from ivr.store.counters import ANSWERED_OUTCOMES, FUNNEL_COUNTS
 from ivr.store.db import BEGIN_IMMEDIATE
 from ivr.store.errors import StoreError
 from ivr.store.models import (
-    Answer,
     Attempt,
     AttemptState,
     Base,
@@ -44,6 +46,8 @@ from ivr.store.models import (
 from ivr.store.repo import E164, opted_out_among
 
 __all__ = [
+    "ANSWERED_OUTCOMES",
+    "FUNNEL_COUNTS",
     "AttemptNotFound",
     "AttemptStateError",
     "CampaignError",
@@ -58,11 +62,14 @@ __all__ = [
     "get_campaign",
     "mark_originated",
     "numbers_called_today",
+    "recount_matches",
     "release_attempt",
     "schedule_first_attempts",
     "set_status",
     "stale_dialing",
 ]
+
+log = logging.getLogger(__name__)
 
 LANGUAGES: Final = frozenset(language.value for language in Language)
 # Contacts per INSERT statement: 9 parameters each stays far below the limits on bound
@@ -84,8 +91,6 @@ TRANSITIONS: Final[dict[CampaignStatus, frozenset[CampaignStatus]]] = {
     CampaignStatus.COMPLETED: frozenset({CampaignStatus.RUNNING, CampaignStatus.STOPPED}),
     CampaignStatus.STOPPED: frozenset(),
 }
-# Outcomes of an answered call (also when the dialer did not record answered_at).
-ANSWERED_OUTCOMES: Final = tuple(o for o in ATTEMPT_OUTCOMES if o in FLOW_ENDS)
 
 
 # --------------------------------------------------------------------------- errors
@@ -430,6 +435,7 @@ def add_contacts(
             # executemany with RETURNING: SQLAlchemy sends multi-row VALUES
             # ("insertmanyvalues") and gives back only the rows that were inserted.
             added += len(s.execute(stmt, rows).all())
+    counters.add(s, campaign_id, "contacts", added)
     return added, given - added
 
 
@@ -558,6 +564,15 @@ def mark_originated_many(s: Session, channels: dict[str, str], *, started_at: da
     """``mark_originated`` for several claimed attempts (attempt id -> channel id) at once."""
     attempts = _table("attempts")
     at = started_at
+    contact_ids = s.scalars(
+        sa.select(attempts.c.contact_id).where(attempts.c.id.in_(list(channels)))
+    ).all()
+    with counters.change(s, contact_ids):
+        _originate(s, channels, at)
+
+
+def _originate(s: Session, channels: dict[str, str], at: datetime) -> None:
+    attempts = _table("attempts")
     for attempt_id, channel_id in channels.items():
         done = s.execute(
             sa.update(attempts)
@@ -637,13 +652,14 @@ def finish_attempt(
     }
     if call_id is not None:
         values["call_id"] = call_id
-    finished = s.scalars(
-        sa.update(Attempt)
-        .where(Attempt.id == attempt_id, Attempt.state.in_(allowed))
-        .values(values)
-        .returning(Attempt.id)
-        .execution_options(synchronize_session=False)
-    ).one_or_none()
+    with counters.change(s, [attempt.contact_id]):
+        finished = s.scalars(
+            sa.update(Attempt)
+            .where(Attempt.id == attempt_id, Attempt.state.in_(allowed))
+            .values(values)
+            .returning(Attempt.id)
+            .execution_options(synchronize_session=False)
+        ).one_or_none()
     if finished is None:  # another worker finished it between our read and our update
         raise AttemptStateError(f"{_describe(_attempt(s, attempt_id))}; finished twice")
     # Read back (not from RETURNING: SQLite returns a whole REAL as an integer there).
@@ -722,12 +738,20 @@ def return_unplaced(s: Session, attempt_id: str, due_at: datetime | None = None)
     }
     if due_at is not None:
         values["due_at"] = due_at
-    done = s.execute(
-        sa.update(Attempt)
-        .where(Attempt.id == attempt_id, Attempt.state == AttemptState.DIALING)
-        .values(values)
-        .execution_options(synchronize_session=False)
+    contact_id = s.scalar(
+        sa.select(Attempt.contact_id).where(
+            Attempt.id == attempt_id, Attempt.state == AttemptState.DIALING
+        )
     )
+    if contact_id is None:
+        return False
+    with counters.change(s, [contact_id]):  # placed, it counted; back in the queue, not
+        done = s.execute(
+            sa.update(Attempt)
+            .where(Attempt.id == attempt_id, Attempt.state == AttemptState.DIALING)
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
     return bool(_rowcount(done))
 
 
@@ -743,8 +767,11 @@ def due_summary(s: Session, campaign_id: str, now: datetime) -> tuple[int, datet
                 sa.and_(Attempt.state == AttemptState.DUE, Attempt.due_at <= now)
             ),
             sa.func.min(Attempt.due_at).filter(Attempt.state == AttemptState.DUE),
-            sa.func.count().filter(Attempt.state.in_((AttemptState.DUE, AttemptState.DIALING))),
-        ).where(Attempt.campaign_id == campaign_id)
+            sa.func.count(),
+        ).where(  # only the attempts left: an index range, not the campaign's history
+            Attempt.campaign_id == campaign_id,
+            Attempt.state.in_((AttemptState.DUE, AttemptState.DIALING)),
+        )
     ).one()
     return int(due_now), next_due, int(left)
 
@@ -878,23 +905,8 @@ def dial_facts(
 
 
 # --------------------------------------------------------------------------- the funnel
-FUNNEL_COUNTS: Final = (
-    "contacts",
-    "numbers_attempted",
-    "calls_placed",
-    "answered",
-    "survey_started",
-    "completed",
-    "opted_out",
-)
-
-
-def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
-
-
-def _contacts_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-    return sa.func.count(sa.distinct(sa.case((condition, Attempt.contact_id))))
+_count_if = counters.count_if
+_contacts_if = counters.contacts_if
 
 
 def _empty_block() -> dict[str, Any]:
@@ -930,16 +942,10 @@ def funnel(s: Session, campaign_id: str) -> dict[str, Any]:
       contacts have; ``"unknown"`` for none): the same keys for each part.
     """
     _campaign(s, campaign_id)
-    done = Attempt.state == AttemptState.DONE
+    done = counters.done()
     # A call counts from the moment it is placed (in flight now, or finished dialled).
-    placed = sa.or_(
-        sa.and_(done, Attempt.outcome != Outcome.SKIPPED),
-        sa.and_(Attempt.state == AttemptState.DIALING, Attempt.started_at.is_not(None)),
-    )
-    answered = sa.and_(
-        done, sa.or_(Attempt.answered_at.is_not(None), Attempt.outcome.in_(ANSWERED_OUTCOMES))
-    )
-    has_answer = sa.exists().where(Answer.call_id == Attempt.call_id)
+    placed = counters.placed()
+    answered = counters.answered()
     group = (Contact.language, Contact.age_group)
 
     counts: dict[tuple[str, str], dict[str, int]] = {}
@@ -956,7 +962,7 @@ def funnel(s: Session, campaign_id: str) -> dict[str, Any]:
         _contacts_if(placed),
         _count_if(placed),
         _count_if(answered),
-        _count_if(sa.and_(answered, has_answer)),
+        _count_if(counters.survey_started()),
         _contacts_if(Attempt.outcome == Outcome.COMPLETED),
         _contacts_if(Attempt.outcome == Outcome.OPTED_OUT),
     )
@@ -997,3 +1003,22 @@ def funnel(s: Session, campaign_id: str) -> dict[str, Any]:
     result["by_language"] = {k: _finish_block(v) for k, v in by_language.items()}
     result["by_age_group"] = {k: _finish_block(v) for k, v in sorted(by_age_group.items())}
     return result
+
+
+def live_counts(s: Session, campaign_id: str) -> dict[str, Any]:
+    """The funnel's totals (no breakdown) from the campaign's counters (``ivr.store.counters``):
+    one indexed query, however large the campaign."""
+    _campaign(s, campaign_id)
+    return counters.read(s, [campaign_id])[campaign_id]
+
+
+def recount_matches(s: Session, campaign_id: str) -> bool:
+    """Whether the campaign's counters equal a full recount (``funnel``); the differences are
+    logged."""
+    kept = live_counts(s, campaign_id)
+    recount = funnel(s, campaign_id)
+    wanted = {k: recount[k] for k in (*FUNNEL_COUNTS, "outcomes", "response_rate")}
+    if kept == wanted:
+        return True
+    log.error("campaign %s: counters %s, recount %s", campaign_id, kept, wanted)
+    return False

@@ -359,7 +359,8 @@ class Attempt(Base):
         sa.UniqueConstraint("contact_id", "attempt_no"),
         sa.CheckConstraint("attempt_no >= 1", name="attempt_no"),
         sa.Index("ix_attempts_state_due_at", "state", "due_at"),
-        sa.Index("ix_attempts_campaign_id_state", "campaign_id", "state"),
+        sa.Index("ix_attempts_campaign_id_state_due_at", "campaign_id", "state", "due_at"),
+        sa.Index("ix_attempts_campaign_id_started_at", "campaign_id", "started_at"),
         sa.Index("ix_attempts_phone_started_at", "phone", "started_at"),
     )
 
@@ -420,4 +421,5 @@ class TranscriptRow(Base):
 
 
 # The staff side's tables share this metadata (Alembic and the tests see one schema).
+from ivr.store import counters as _counters  # noqa: E402,F401
 from ivr.store import org_models as _org_models  # noqa: E402,F401

@@ -16,9 +16,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from ivr.outcome import CALL_ENDS, Outcome
+from ivr.store import counters
 from ivr.store.models import (
     Answer,
     AnswerKind,
+    Attempt,
     Call,
     CallbackChannel,
     CallbackRequest,
@@ -232,6 +234,14 @@ def save_answer(
         language=language,
         created_at=at or utcnow(),
     )
+    if answer.seq == 1:  # the call's first answer: its attempt's survey has started
+        contact_ids = session.scalars(
+            sa.select(Attempt.contact_id).where(Attempt.call_id == call_id)
+        ).all()
+        with counters.change(session, contact_ids):
+            session.add(answer)
+            session.flush()
+        return answer
     session.add(answer)
     session.flush()
     return answer

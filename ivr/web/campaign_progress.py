@@ -14,18 +14,9 @@ from typing import Any
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 
+from ivr.store.campaigns import FUNNEL_COUNTS
 from ivr.web.campaign_form import outcome_name, status_name
 from ivr.web.i18n import fmt_datetime
-
-COUNTS = (
-    "contacts",
-    "numbers_attempted",
-    "calls_placed",
-    "answered",
-    "survey_started",
-    "completed",
-    "opted_out",
-)
 
 
 def count_labels() -> dict[str, str]:
@@ -86,7 +77,7 @@ def why(progress: dict[str, Any]) -> str:
 def texts(progress: dict[str, Any]) -> dict[str, str]:
     """Every number and sentence of the progress panel, by ``data-progress`` key."""
     funnel = progress["funnel"]
-    out = {key: str(format_decimal(funnel[key])) for key in COUNTS}
+    out = {key: str(format_decimal(funnel[key])) for key in FUNNEL_COUNTS}
     rate = format_decimal(funnel["response_rate"] * 100, "#,##0.0")
     out["response_rate"] = str(_("%(value)s %%", value=rate))
     for outcome, number in funnel["outcomes"].items():

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from ivr.accounts.audit import Actor
 from ivr.bootstrap import App
 from ivr.campaigns.admin import CampaignAdmin, CampaignSettings
+from ivr.store import campaigns as cstore
 from ivr.store.models import Attempt, Call
 from ivr.telephony.personas import number_for
 from tests.support.instance import destroy, make_instance, start_or_fail
@@ -96,6 +97,9 @@ def _check_exactly_once(admin: CampaignAdmin, phones: list[str]) -> Counter[str]
             sa.select(Attempt.id, Attempt.phone, Attempt.attempt_no, Attempt.state, Attempt.outcome)
         ).all()
         calls = s.execute(sa.select(Call.attempt_id, Call.status)).all()
+        # The counters the live progress reads survived the crash and the recovery.
+        for campaign_id in s.scalars(sa.select(Attempt.campaign_id).distinct()):
+            assert cstore.recount_matches(s, campaign_id)
     assert {str(a.state) for a in attempts} == {"done"}  # nothing left in flight or due
     assert all(str(c.status) != "active" for c in calls)
     per_attempt = Counter(c.attempt_id for c in calls)

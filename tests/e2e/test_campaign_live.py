@@ -22,6 +22,7 @@ from ivr.campaigns.admin import CampaignAdmin, CampaignSettings
 from ivr.campaigns.dialer import policy_of
 from ivr.clock import MovableClock
 from ivr.config import load_settings
+from ivr.store import campaigns as cstore
 from ivr.store import repo
 from ivr.store.models import Attempt, AttemptState, Call, Campaign, Contact
 from ivr.telephony.personas import number_for
@@ -135,6 +136,7 @@ def test_campaign_runs_to_completion_with_exact_outcomes(campaign_pbx: App, tmp_
         final = admin.status(CLI, "kevät")
 
     with admin.factory() as s:
+        assert cstore.recount_matches(s, final["id"])  # the counters equal a full recount
         attempts = s.execute(
             sa.select(
                 Attempt.phone,
@@ -238,6 +240,8 @@ def test_two_workers_on_postgresql_never_dial_an_attempt_twice(
             admin.start(CLI, "kaksi")
             _wait(lambda: admin.status(CLI, "kaksi")["status"] == "completed", 120, "completion")
         with admin.factory() as s:
+            for campaign_id in s.scalars(sa.select(Campaign.id)):  # two writers, no lost update
+                assert cstore.recount_matches(s, campaign_id)
             rows = s.execute(sa.select(Attempt.phone, Attempt.claimed_by, Attempt.outcome)).all()
             calls = s.execute(sa.select(Call.remote_number, Call.node_name)).all()
     finally:

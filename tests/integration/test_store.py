@@ -54,6 +54,7 @@ TABLES = {
     "callback_requests",
     "opt_outs",
     "campaigns",
+    "campaign_counters",
     "contacts",
     "attempts",
     "transcripts",
