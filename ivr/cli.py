@@ -375,6 +375,10 @@ def cmd_flow(args: argparse.Namespace) -> int:
 
     from ivr.flows.loader import FlowError, load_flow
 
+    if args.action == "add":
+        from ivr.cli_staff import cmd_flow_add
+
+        return cmd_flow_add(args)
     try:
         flow = load_flow(args.file)
     except FlowError as exc:
@@ -919,6 +923,12 @@ def build_parser() -> argparse.ArgumentParser:
     flow_sub = p.add_subparsers(dest="action", required=True)
     fv = flow_sub.add_parser("validate", help="check a flow file (exit 1 with its problems)")
     fv.add_argument("file", help="the flow's YAML file")
+    fa = flow_sub.add_parser(
+        "add", help="keep a flow file in an organisation's flows (the staff UI's Call flows)"
+    )
+    fa.add_argument("file", help="the flow's YAML file")
+    fa.add_argument("--org", required=True, help="the organisation's name")
+    fa.add_argument("--json", action="store_true")
     fp = flow_sub.add_parser("prompts", help="list each prompt as recorded or synthetic")
     fp.add_argument("file", help="the flow's YAML file")
     fp.add_argument(

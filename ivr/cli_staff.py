@@ -79,6 +79,44 @@ def cmd_user(args: argparse.Namespace) -> int:
         services.close()
 
 
+def cmd_flow_add(args: argparse.Namespace) -> int:
+    """`ivr flow add FILE --org NAME [--json]`: the flow joins the organisation's flows (as
+    an upload in the staff UI); a campaign names it `--flow flow:ID`."""
+    from pathlib import Path
+
+    from ivr.accounts.audit import Actor, NotFound
+    from ivr.bootstrap import load_app
+    from ivr.flows.loader import FlowError
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"ivr: error: {path}: cannot be read: {exc}", file=sys.stderr)
+        return 2
+    services = load_app().services()
+    try:
+        try:
+            org = services.accounts.org_by_name(args.org)
+        except NotFound as exc:
+            print(f"ivr: error: --org: {exc}", file=sys.stderr)
+            return 2
+        try:
+            record = services.flows.upload(Actor.cli(org.id), text, source=str(path))
+        except FlowError as exc:
+            for problem in exc.problems:
+                print(problem.format(str(path)), file=sys.stderr)
+            return 1
+        if args.json:
+            out = {"id": record.id, "flow": record.key, "org": org.name}
+            _print(json.dumps(out, ensure_ascii=False))
+        else:
+            _print(f"flow {record.key} added to {org.name}: campaigns use --flow flow:{record.id}")
+        return 0
+    finally:
+        services.close()
+
+
 def cmd_web(args: argparse.Namespace) -> int:
     """`ivr web`: the staff UI under gunicorn on [web] bind_address:port."""
     from ivr.web.serve import serve

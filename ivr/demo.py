@@ -528,16 +528,25 @@ class Demo:
         """The demo organisation with a manager and a reviewer (`ivr org add`, `ivr user
         add`: generated passwords), then the campaign (`ivr campaign create`, in that
         organisation where this build has organisations; `import-contacts`; `start`)."""
-        commands: list[list[str]] = []
+        first: list[list[str]] = []
         if self.features.accounts:
-            commands.append(["org", "add", ORG, "--timezone", TIMEZONE, "--json"])
-            commands += [
+            first.append(["org", "add", ORG, "--timezone", TIMEZONE, "--json"])
+            first += [
                 ["user", "add", email, "--org", ORG, "--role", role, "--json"]
                 for role, email in LOGINS
             ]
+            # The survey joins the organisation's flows: the manager sees it under Call
+            # flows, can listen to its prompts and upload a recording for one.
+            first.append(["flow", "add", str(flow), "--org", ORG, "--json"])
         else:
             self.out("accounts not available in this build (no `ivr org` / `ivr user`)")
-        commands += [
+        for args, stdout in self._batch(first) if first else ():
+            self._check()
+            self._account_step(args, stdout)
+        # The campaign runs the file itself: its intro is a recording beside the file
+        # (recordings/intro-fi.wav), which a flow kept in the database has no folder for
+        # until someone uploads it in the UI (the flow page asks for it).
+        then = [
             self._campaign_args(
                 "create", "--flow", str(flow),
                 "--caller-id", "029 123 4567", "--timezone", TIMEZONE,
@@ -548,18 +557,10 @@ class Demo:
             self._campaign_args("import-contacts", str(contacts), "--json"),
             self._campaign_args("start"),
         ]  # fmt: skip
-        for args, stdout in self._batch(commands):
+        for args, stdout in self._batch(then):
             self._check()
             what = args[:2]
-            if what == ["org", "add"]:
-                org = self._json(args, stdout)
-                self.out(f"{self._elapsed()}  organisation {org.get('name', ORG)!r} created")
-            elif what == ["user", "add"]:
-                user = self._json(args, stdout)
-                role = args[args.index("--role") + 1]
-                self.logins.append((role, str(user.get("email", args[2])), str(user["password"])))
-                self.out(f"{self._elapsed()}  {role} {user.get('email', args[2])} added")
-            elif what == ["campaign", "create"]:
+            if what == ["campaign", "create"]:
                 self.out(
                     f"{self._elapsed()}  campaign {CAMPAIGN} created from {flow.name} (calls "
                     "round the clock, holidays too, one attempt per resident)"
@@ -575,6 +576,21 @@ class Demo:
                     raise DemoFailure(f"the contacts were not imported as expected: {result}")
             else:
                 self.out(f"{self._elapsed()}  {stdout.strip()}")
+
+    def _account_step(self, args: list[str], stdout: str) -> None:
+        """Report one set-up command's result."""
+        what = args[:2]
+        if what == ["org", "add"]:
+            org = self._json(args, stdout)
+            self.out(f"{self._elapsed()}  organisation {org.get('name', ORG)!r} created")
+        elif what == ["user", "add"]:
+            user = self._json(args, stdout)
+            role = args[args.index("--role") + 1]
+            self.logins.append((role, str(user.get("email", args[2])), str(user["password"])))
+            self.out(f"{self._elapsed()}  {role} {user.get('email', args[2])} added")
+        elif what == ["flow", "add"]:
+            added = self._json(args, stdout)
+            self.out(f"{self._elapsed()}  flow {added.get('flow')} added to the organisation")
 
     def _print_logins(self) -> None:
         if self.web_url:

@@ -165,6 +165,29 @@ def web(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
             process.wait(timeout=30)
 
 
+def test_flow_add_keeps_a_flow_file_in_the_organisations_flows(env: dict[str, str]) -> None:
+    assert ivr(env, "org", "add", "Suonenjoki").returncode == 0
+    flow = Path(__file__).resolve().parents[2] / "examples" / "flows" / "housing-line.yaml"
+    added = ivr(env, "flow", "add", str(flow), "--org", "Suonenjoki", "--json")
+    assert added.returncode == 0, added.stderr
+    out = json.loads(added.stdout)
+    assert out["org"] == "Suonenjoki" and out["flow"] == "housing-line"
+    services = load_app(load_settings(environ=env)).services()
+    try:
+        from ivr.accounts.audit import Actor
+
+        org = services.accounts.org_by_name("Suonenjoki")
+        stored = services.flows.get(Actor.cli(org.id), out["id"])
+        assert stored.yaml == flow.read_text(encoding="utf-8")
+    finally:
+        services.close()
+    again = ivr(env, "flow", "add", str(flow), "--org", "Suonenjoki")
+    assert again.returncode == 1
+    assert f"{flow}:" in again.stderr and "has a flow with the id 'housing-line'" in again.stderr
+    nowhere = ivr(env, "flow", "add", str(flow), "--org", "Nowhere")
+    assert nowhere.returncode == 2 and "--org" in nowhere.stderr
+
+
 def test_ivr_web_serves_on_its_port_and_stops_on_sigterm(
     web: tuple[subprocess.Popen[str], int],
 ) -> None:
