@@ -224,7 +224,15 @@ class Dialer:
                     await self._db(self._pause_work(campaign.id, problem))
                     continue
                 if self.prerender is not None:
-                    await asyncio.to_thread(self.prerender, flow)
+                    try:
+                        await asyncio.to_thread(self.prerender, flow)
+                    except Exception as exc:  # noqa: BLE001 - this campaign only, said below
+                        # A missing recording or a voice that fails stops this campaign,
+                        # with the reason in its status; the others go on dialling.
+                        problem = f"cannot dial: its prompts cannot be rendered: {exc}"[:300]
+                        log.exception("campaign %s paused: %s", campaign.name, problem)
+                        await self._db(self._pause_work(campaign.id, problem))
+                        continue
                 pacer = rules.Pacer(
                     campaign.calls_per_second,
                     max(1, int(campaign.calls_per_second)),

@@ -179,6 +179,45 @@ def test_campaign_runs_to_completion_with_exact_outcomes(campaign_pbx: App, tmp_
     assert campaign.flow_snapshot is not None and campaign.flow_version == "1"
 
 
+def test_a_campaign_whose_prompts_cannot_be_rendered_stops_alone(
+    campaign_pbx: App, tmp_path: Path
+) -> None:
+    """A flow whose recording is missing pauses its own campaign, with the reason in its
+    status; another campaign running beside it dials to the end (before, the dialer's
+    whole pass failed on it, every pass, and no campaign dialled)."""
+    app = campaign_pbx
+    admin = app.campaigns()
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        FLOW.read_text(encoding="utf-8")
+        .replace("id: mini-survey", "id: broken-survey")
+        .replace(
+            "prompt: {fi: Kiitos., sv: Tack.}",
+            "prompt: {fi: Kiitos., sv: Tack., recording: {fi: not-here.wav}}",
+        ),
+        encoding="utf-8",
+    )
+    (tmp_path / "a.csv").write_text("phone\n" + number_for(701, 1) + "\n")
+    (tmp_path / "b.csv").write_text(
+        "phone\n" + "\n".join(number_for(701, n) for n in range(2, 6)) + "\n"
+    )
+    anytime = CampaignSettings(windows="mon-sun 0-24", allow_holidays=True, calls_per_second=10)
+    admin.create(CLI, "rikki", broken, anytime)
+    admin.import_contacts(CLI, "rikki", tmp_path / "a.csv")
+    admin.create(CLI, "ehja", FLOW, anytime)
+    admin.import_contacts(CLI, "ehja", tmp_path / "b.csv")
+    with ServiceThread(app, dial=True):
+        admin.start(CLI, "rikki")
+        admin.start(CLI, "ehja")
+        _wait(lambda: admin.status(CLI, "ehja")["status"] == "completed", 90, "the sound one")
+        _wait(lambda: admin.status(CLI, "rikki")["status"] == "paused", 30, "the broken one")
+    broken_status = admin.status(CLI, "rikki")
+    assert "cannot be rendered" in broken_status["reason"], broken_status["reason"]
+    assert "not-here.wav" in broken_status["reason"]
+    assert broken_status["calls_placed"] == 0
+    assert admin.status(CLI, "ehja")["outcomes"]["completed"] == 4
+
+
 def test_nothing_is_dialled_outside_the_window(campaign_pbx: App, tmp_path: Path) -> None:
     app = campaign_pbx
     admin = app.campaigns()
