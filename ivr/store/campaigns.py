@@ -905,10 +905,6 @@ def dial_facts(
 
 
 # --------------------------------------------------------------------------- the funnel
-_count_if = counters.count_if
-_contacts_if = counters.contacts_if
-
-
 def _empty_block() -> dict[str, Any]:
     block: dict[str, Any] = dict.fromkeys(FUNNEL_COUNTS, 0)
     block["outcomes"] = dict.fromkeys((o.value for o in ATTEMPT_OUTCOMES), 0)
@@ -943,9 +939,6 @@ def funnel(s: Session, campaign_id: str) -> dict[str, Any]:
     """
     _campaign(s, campaign_id)
     done = counters.done()
-    # A call counts from the moment it is placed (in flight now, or finished dialled).
-    placed = counters.placed()
-    answered = counters.answered()
     group = (Contact.language, Contact.age_group)
 
     counts: dict[tuple[str, str], dict[str, int]] = {}
@@ -957,15 +950,8 @@ def funnel(s: Session, campaign_id: str) -> dict[str, Any]:
         key = (Language(language).value, age_group or UNKNOWN_AGE_GROUP)
         counts.setdefault(key, dict.fromkeys(FUNNEL_COUNTS, 0))["contacts"] += int(number)
 
-    stats = sa.select(
-        *group,
-        _contacts_if(placed),
-        _count_if(placed),
-        _count_if(answered),
-        _count_if(counters.survey_started()),
-        _contacts_if(Attempt.outcome == Outcome.COMPLETED),
-        _contacts_if(Attempt.outcome == Outcome.OPTED_OUT),
-    )
+    columns = counters.funnel_columns()
+    stats = sa.select(*group, *(column for _, column in columns))
     for row in s.execute(
         stats.select_from(Attempt)
         .join(Contact, Contact.id == Attempt.contact_id)
@@ -974,7 +960,7 @@ def funnel(s: Session, campaign_id: str) -> dict[str, Any]:
     ):
         key = (Language(row[0]).value, row[1] or UNKNOWN_AGE_GROUP)
         entry = counts.setdefault(key, dict.fromkeys(FUNNEL_COUNTS, 0))
-        for name, value in zip(FUNNEL_COUNTS[1:], row[2:], strict=True):
+        for (name, _), value in zip(columns, row[2:], strict=True):
             entry[name] += int(value)
 
     outcomes: dict[tuple[str, str], dict[str, int]] = {}

@@ -102,7 +102,9 @@ def contacts_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
     return sa.func.count(sa.distinct(sa.case((condition, Attempt.contact_id))))
 
 
-def _stat_columns() -> list[tuple[str, sa.ColumnElement[int]]]:
+def funnel_columns() -> list[tuple[str, sa.ColumnElement[int]]]:
+    """The funnel's counts over attempts, in ``FUNNEL_COUNTS`` order (all but ``contacts``):
+    the counters and the full recount (``funnel``) count with these same columns."""
     return [
         ("numbers_attempted", contacts_if(placed())),
         ("calls_placed", count_if(placed())),
@@ -110,6 +112,12 @@ def _stat_columns() -> list[tuple[str, sa.ColumnElement[int]]]:
         ("survey_started", count_if(survey_started())),
         ("completed", contacts_if(Attempt.outcome == Outcome.COMPLETED)),
         ("opted_out", contacts_if(Attempt.outcome == Outcome.OPTED_OUT)),
+    ]
+
+
+def _stat_columns() -> list[tuple[str, sa.ColumnElement[int]]]:
+    return [
+        *funnel_columns(),
         *(
             (outcome_key(o), count_if(sa.and_(done(), Attempt.outcome == o)))
             for o in ATTEMPT_OUTCOMES
