@@ -23,6 +23,7 @@ from flask_babel import gettext as _
 
 from ivr.accounts.audit import Actor
 from ivr.accounts.service import LoggedIn, OrgRole
+from ivr.services import Services
 from ivr.store.org_models import Role
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,6 +75,12 @@ def requires(role: Role) -> Callable[[F], F]:
     return decorate
 
 
+def services() -> Services:
+    """The shared services of this app (``create_app`` puts them in ``app.extensions``)."""
+    found: Services = current_app.extensions["ivr"]
+    return found
+
+
 def actor() -> Actor:
     """The acting user in the organisation of this request (set by ``@requires``)."""
     found: Actor | None = getattr(g, "actor", None)
@@ -98,9 +105,9 @@ def load_user(app: Flask) -> None:
         user_id = session.get("user_id")
         if not user_id:
             return None
-        services = current_app.extensions["ivr"]
-        now = services.clock()
-        idle = timedelta(minutes=services.settings.web.idle_minutes)
+        shared = services()
+        now = shared.clock()
+        idle = timedelta(minutes=shared.settings.web.idle_minutes)
         seen = session.get("seen")
         if not isinstance(seen, int | float) or now.timestamp() - seen > idle.total_seconds():
             session.clear()
@@ -108,7 +115,7 @@ def load_user(app: Flask) -> None:
             if request.endpoint not in ("auth.login", "static"):
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
             return None
-        user = services.accounts.logged_in(user_id)
+        user = shared.accounts.logged_in(user_id)
         if user is not None and session.get("sv") != user.session_version:
             user = None  # logged out (or password changed) since this cookie was issued
         if user is None:

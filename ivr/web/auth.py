@@ -8,7 +8,6 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     abort,
-    current_app,
     g,
     redirect,
     render_template,
@@ -19,14 +18,10 @@ from flask import (
 from flask_babel import gettext as _
 
 from ivr.accounts.service import AccountError, LoginRefused
-from ivr.web.access import public, signed_in
+from ivr.web.access import public, services, signed_in
 from ivr.web.i18n import LANGUAGES
 
 bp = Blueprint("auth", __name__)
-
-
-def _services() -> Any:
-    return current_app.extensions["ivr"]
 
 
 def _safe_next(target: str | None) -> str:
@@ -54,7 +49,7 @@ def login() -> Any:
         email = request.form.get("email", "")
         password = request.form.get("password", "")
         try:
-            who = _services().accounts.login(email, password, request.remote_addr or "")
+            who = services().accounts.login(email, password, request.remote_addr or "")
         except LoginRefused as refused:
             if refused.limited:
                 minutes = max(1, (refused.retry_after + 59) // 60)
@@ -72,7 +67,7 @@ def login() -> Any:
             session.permanent = True
             session["user_id"] = who.user_id
             session["sv"] = who.session_version
-            session["seen"] = _services().clock().timestamp()
+            session["seen"] = services().clock().timestamp()
             if language:
                 session["language"] = language
             return redirect(_safe_next(request.args.get("next")))
@@ -91,7 +86,7 @@ def logout() -> Any:
     language = session.get("language")
     if g.user is not None:
         # The cookie is signed, not stored: make this one (and any copy of it) worthless.
-        _services().accounts.end_sessions(g.user.user_id)
+        services().accounts.end_sessions(g.user.user_id)
     session.clear()
     if language:
         session["language"] = language
@@ -106,7 +101,7 @@ def language() -> Any:
         abort(400)
     session["language"] = chosen
     if g.user is not None:
-        _services().accounts.set_language(g.user.user_id, chosen)
+        services().accounts.set_language(g.user.user_id, chosen)
     return redirect(_safe_next(request.form.get("next")))
 
 
@@ -126,13 +121,13 @@ def account() -> Any:
     saved = False
     if request.method == "POST":
         try:
-            _services().accounts.change_password(
+            services().accounts.change_password(
                 g.user.user_id,
                 request.form.get("current_password", ""),
                 request.form.get("new_password", ""),
             )
             # This session stays; the user's other sessions end.
-            fresh = _services().accounts.logged_in(g.user.user_id)
+            fresh = services().accounts.logged_in(g.user.user_id)
             session["sv"] = fresh.session_version if fresh else -1
             saved = True
         except AccountError as exc:

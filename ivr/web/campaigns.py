@@ -13,7 +13,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    current_app,
     flash,
     jsonify,
     redirect,
@@ -28,7 +27,7 @@ from ivr.campaigns.admin import CampaignAdmin
 from ivr.campaigns.errors import CampaignAdminError, CampaignInvalid
 from ivr.store.org_models import Role
 from ivr.web import campaign_progress
-from ivr.web.access import actor, org, requires
+from ivr.web.access import actor, org, requires, services
 from ivr.web.campaign_form import (
     CampaignForm,
     labels,
@@ -52,9 +51,7 @@ def campaign_outcome_name(outcome: str) -> str:
 
 
 def admin() -> CampaignAdmin:
-    services = current_app.extensions["ivr"]
-    found: CampaignAdmin = services.campaigns
-    return found
+    return services().campaigns
 
 
 @bp.errorhandler(NotFound)

@@ -14,7 +14,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     g,
     redirect,
     render_template,
@@ -29,7 +28,7 @@ from ivr.flows.library import FlowInUse, FlowLibrary, FlowRecord, read_upload
 from ivr.flows.loader import FlowError
 from ivr.flows.model import LANGUAGES
 from ivr.store.org_models import Role
-from ivr.web.access import actor, requires
+from ivr.web.access import actor, requires, services
 from ivr.web.flow_messages import kind_name, language_names
 
 bp = Blueprint("flows", __name__, url_prefix="/o/<org_id>/flows")
@@ -38,8 +37,7 @@ UPLOAD_TEXT_LIMIT = 1024 * 1024
 
 
 def library() -> FlowLibrary:
-    found: FlowLibrary = current_app.extensions["ivr"].flows
-    return found
+    return services().flows
 
 
 def refuse(exc: Exception) -> NoReturn:

@@ -6,23 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from ivr.accounts.audit import NotFound
-from ivr.services import Services
 from ivr.store.org_models import Role
 from ivr.telephony.line_admin import FlowChoice, LineChange, LineInvalid, LineView, Problem
-from ivr.web.access import actor, org, requires
+from ivr.web.access import actor, org, requires, services
 
 bp = Blueprint("lines", __name__, url_prefix="/o/<org_id>/lines")
 
 DONE = ("added", "saved", "deleted")
-
-
-def _services() -> Services:
-    services: Services = current_app.extensions["ivr"]
-    return services
 
 
 def _labels() -> dict[str, str]:
@@ -73,7 +67,7 @@ def _form_change() -> LineChange:
 def _form_page(
     line: LineView | None, values: dict[str, Any], errors: dict[str, str], status: int = 200
 ) -> Any:
-    flows: list[FlowChoice] = _services().lines.flow_choices(actor())
+    flows: list[FlowChoice] = services().lines.flow_choices(actor())
     flow_options = [("", _("Choose a call flow"))] + [
         (f.id, f.name if f.valid else _("%(name)s (has errors)", name=f.name)) for f in flows
     ]
@@ -94,7 +88,7 @@ def _form_page(
 
 def _get(line_id: str) -> LineView:
     try:
-        return _services().lines.get(actor(), line_id)
+        return services().lines.get(actor(), line_id)
     except NotFound:
         abort(404)
 
@@ -105,9 +99,9 @@ def _save(line: LineView | None) -> Any:
     change = _form_change()
     try:
         if line is None:
-            _services().lines.create(actor(), change)
+            services().lines.create(actor(), change)
         else:
-            _services().lines.update(actor(), line.id, change)
+            services().lines.update(actor(), line.id, change)
     except LineInvalid as exc:
         number = change.number.strip()
         errors = {f: _message(f, p, number) for f, p in exc.errors.items()}
@@ -131,7 +125,7 @@ def _values_of(change: LineChange) -> dict[str, Any]:
 @bp.route("/")
 @requires(Role.REVIEWER)
 def index(org_id: str) -> Any:
-    lines = _services().lines.list(actor())
+    lines = services().lines.list(actor())
     done = request.args.get("done")
     return render_template(
         "lines/index.html",
@@ -173,7 +167,7 @@ def delete(org_id: str, line_id: str) -> Any:
     line = _get(line_id)
     if request.method == "POST":
         try:
-            _services().lines.delete(actor(), line.id)
+            services().lines.delete(actor(), line.id)
         except NotFound:
             abort(404)
         return redirect(url_for("lines.index", org_id=org().org_id, done="deleted"))

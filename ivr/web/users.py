@@ -13,7 +13,6 @@ from typing import Any
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     get_flashed_messages,
     redirect,
@@ -26,7 +25,7 @@ from flask_babel import gettext as _
 from ivr.accounts.audit import NotFound
 from ivr.accounts.service import AccountError, Accounts
 from ivr.store.org_models import AuditEntry, Role
-from ivr.web.access import actor, org, requires
+from ivr.web.access import actor, org, requires, services
 from ivr.web.i18n import role_name
 
 bp = Blueprint("users", __name__, url_prefix="/o/<org_id>")
@@ -36,8 +35,7 @@ ROLE_KEYS = ("role", "before", "after")
 
 
 def _accounts() -> Accounts:
-    accounts: Accounts = current_app.extensions["ivr"].accounts
-    return accounts
+    return services().accounts
 
 
 def _role_options() -> list[tuple[str, str]]:
