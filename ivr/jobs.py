@@ -138,11 +138,18 @@ def stt_config(settings: Settings) -> SttConfig:
 
 
 def store_transcript(session: Session, recording: Recording, transcript: Transcript) -> None:
-    """Add the transcript row of ``recording`` (the caller commits)."""
+    """Add the transcript row of ``recording`` (the caller commits), with its call's
+    organisation and campaign and the question it answers (the review queue's filters)."""
+    owner = session.execute(
+        sa.select(Call.org_id, Call.campaign_id).where(Call.id == recording.call_id)
+    ).first()
     session.add(
         TranscriptRow(
             recording_id=recording.id,
             call_id=recording.call_id,
+            org_id=owner[0] if owner else None,
+            campaign_id=owner[1] if owner else None,
+            node_id=recording.node_id,
             engine=transcript.engine,
             model=transcript.model,
             language=transcript.language,
@@ -150,7 +157,13 @@ def store_transcript(session: Session, recording: Recording, transcript: Transcr
             confidence=transcript.confidence,
             segments=json.dumps(
                 [
-                    {"start": s.start, "end": s.end, "text": s.text, "confidence": s.confidence}
+                    {
+                        "start": s.start,
+                        "end": s.end,
+                        "text": s.text,
+                        "confidence": s.confidence,
+                        "words": [[w.start, w.end, w.text] for w in s.words],
+                    }
                     for s in transcript.segments
                 ],
                 ensure_ascii=False,

@@ -9,6 +9,7 @@ Alembic migrations can refer to it on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import enum
+import random
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -87,9 +88,23 @@ class CallbackChannel(enum.StrEnum):
 
 
 class CallbackStatus(enum.StrEnum):
+    """Where a permission-to-contact request stands in the staff's worklist. It ends
+    ``resolved`` or ``unreachable``, each with the staff's recorded answer (``resolution``)."""
+
     NEW = "new"
+    ASSIGNED = "assigned"
     CONTACTED = "contacted"
-    CLOSED = "closed"
+    RESOLVED = "resolved"
+    UNREACHABLE = "unreachable"
+
+
+class ReviewState(enum.StrEnum):
+    """A transcript in the review queue: not yet reviewed, reviewed, or flagged for another
+    reviewer's look."""
+
+    NEW = "new"
+    REVIEWED = "reviewed"
+    SECOND_LOOK = "second_look"
 
 
 class OptOutSource(enum.StrEnum):
@@ -143,7 +158,11 @@ class Base(DeclarativeBase):
 
 class Call(Base):
     __tablename__ = "calls"
-    __table_args__ = (sa.Index("ix_calls_node_name_status", "node_name", "status"),)
+    __table_args__ = (
+        sa.Index("ix_calls_node_name_status", "node_name", "status"),
+        sa.Index("ix_calls_org_id_started_at", "org_id", "started_at"),
+        sa.Index("ix_calls_campaign_id", "campaign_id"),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
     direction: Mapped[Direction] = mapped_column(_enum(Direction, "direction"))
@@ -166,6 +185,10 @@ class Call(Base):
     end_reason: Mapped[str | None] = mapped_column(sa.String(300))
     last_node_id: Mapped[str | None] = mapped_column(sa.String(100))
     attempt_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)  # campaigns
+    # Whose call it is, set when it is created: the campaign's organisation (outbound) or
+    # the inbound line's; NULL for a line or campaign that belongs to no organisation.
+    org_id: Mapped[str | None] = mapped_column(sa.String(36))
+    campaign_id: Mapped[str | None] = mapped_column(sa.String(36))
 
     answers: Mapped[list[Answer]] = relationship(
         back_populates="call", order_by="Answer.seq", passive_deletes=True
@@ -222,7 +245,10 @@ class CallbackRequest(Base):
     """A resident's permission to be contacted, with the consent wording version played."""
 
     __tablename__ = "callback_requests"
-    __table_args__ = (sa.Index("ix_callback_requests_status_created_at", "status", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_callback_requests_status_created_at", "status", "created_at"),
+        sa.Index("ix_callback_requests_org_id_status_created_at", "org_id", "status", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[str] = mapped_column(sa.ForeignKey("calls.id", ondelete="CASCADE"), index=True)
@@ -236,6 +262,15 @@ class CallbackRequest(Base):
         _enum(CallbackStatus, "status"), default=CallbackStatus.NEW
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The staff side (copied from the call when it is stored: scoping without joins).
+    org_id: Mapped[str | None] = mapped_column(sa.String(36))
+    campaign_id: Mapped[str | None] = mapped_column(sa.String(36))
+    assigned_to: Mapped[str | None] = mapped_column(
+        sa.String(36), sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    resolution: Mapped[str | None] = mapped_column(sa.Text)  # the answer the resident got
+    resolved_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime | None]
 
     call: Mapped[Call] = relationship(back_populates="callback_requests")
 
@@ -306,6 +341,15 @@ class Campaign(Base):
     flow_version: Mapped[str | None] = mapped_column(sa.String(64))  # set when started
     flow_snapshot: Mapped[str | None] = mapped_column(sa.Text)  # the flow file, frozen at start
     caller_id: Mapped[str | None] = mapped_column(sa.String(32))  # E.164
+    # What the provider charges: euros per billable minute (None: not set), and how it
+    # rounds a call's length, "MIN/STEP" in seconds (60/60: every started minute; 1/1: by
+    # the second; 30/6: at least 30 s, then in 6 s steps).
+    price_per_minute: Mapped[float | None] = mapped_column(sa.Numeric(10, 4, asdecimal=False))
+    billing_rule: Mapped[str] = mapped_column(sa.String(16), default="60/60")
+    # The public page (no login): its address token (None: no page) and what it says, a
+    # JSON object (ivr.campaigns.public_info).
+    public_slug: Mapped[str | None] = mapped_column(sa.String(32), unique=True)
+    public_info: Mapped[str] = mapped_column(sa.Text, default="{}")
     timezone: Mapped[str] = mapped_column(sa.String(64), default="Europe/Helsinki")
     windows: Mapped[str] = mapped_column(sa.Text, default="mon-fri 10:00-20:00")
     allow_holidays: Mapped[bool] = mapped_column(default=False)
@@ -401,6 +445,14 @@ class TranscriptRow(Base):
     """
 
     __tablename__ = "transcripts"
+    __table_args__ = (
+        sa.Index("ix_transcripts_org_id_review_state_created_at", "org_id", "review_state",
+                 "created_at", "id"),
+        sa.Index("ix_transcripts_org_id_review_state_confidence", "org_id", "review_state",
+                 "confidence", "id"),
+        sa.Index("ix_transcripts_org_id_sample_key", "org_id", "sample_key", "id"),
+        sa.Index("ix_transcripts_campaign_id_node_id", "campaign_id", "node_id"),
+    )  # fmt: skip
 
     id: Mapped[int] = mapped_column(primary_key=True)
     recording_id: Mapped[int] = mapped_column(
@@ -415,11 +467,24 @@ class TranscriptRow(Base):
     segments: Mapped[str] = mapped_column(sa.Text, default="[]")  # a JSON list
     flagged: Mapped[str | None] = mapped_column(sa.String(16))
     corrected_text: Mapped[str | None] = mapped_column(sa.Text)
-    reviewed: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The review queue (copied from the call and the recording when the row is stored, so
+    # that the queue's filters and orders are served by indexes on this table alone).
+    org_id: Mapped[str | None] = mapped_column(sa.String(36))
+    campaign_id: Mapped[str | None] = mapped_column(sa.String(36))
+    node_id: Mapped[str] = mapped_column(sa.String(100), default="")  # the question
+    review_state: Mapped[ReviewState] = mapped_column(
+        _enum(ReviewState, "review_state"), default=ReviewState.NEW
+    )
+    reviewed_by: Mapped[str | None] = mapped_column(sa.String(36))  # a user id
+    reviewed_at: Mapped[datetime | None]
+    # A fixed random number in [0, 1): ordering by it draws a random sample that pages
+    # like any other order and stays the same between page loads.
+    sample_key: Mapped[float] = mapped_column(default=lambda: random.random())
 
 
 # The staff side's tables share this metadata (Alembic and the tests see one schema).
 from ivr.store import counters as _counters  # noqa: E402,F401
 from ivr.store import org_models as _org_models  # noqa: E402,F401
+from ivr.store import work_models as _work_models  # noqa: E402,F401

@@ -24,6 +24,7 @@ from ivr.store.models import (
     Call,
     CallbackChannel,
     CallbackRequest,
+    Campaign,
     Direction,
     OptOut,
     OptOutSource,
@@ -31,6 +32,7 @@ from ivr.store.models import (
     new_id,
     utcnow,
 )
+from ivr.store.org_models import InboundLine
 
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 # What Asterisk and trunks put in the caller number when there is none to show.
@@ -80,7 +82,12 @@ def create_call(
     call_id: str | None = None,
     started_at: datetime,
 ) -> Call:
-    """A new active call. ``anonymous`` (an information line) stores no caller number."""
+    """A new active call. ``anonymous`` (an information line) stores no caller number.
+
+    The call gets its organisation and campaign here, once: from its attempt's campaign
+    (outbound) or from the inbound line its number belongs to.
+    """
+    org_id, campaign_id = _owner(session, attempt_id, line_number)
     call = Call(
         id=call_id or new_id(),
         direction=Direction(direction),
@@ -93,11 +100,33 @@ def create_call(
         remote_number=None if anonymous else caller_number(remote_number),
         status=Outcome.ACTIVE,
         attempt_id=attempt_id,
+        org_id=org_id,
+        campaign_id=campaign_id,
         started_at=started_at,
     )
     session.add(call)
     session.flush()
     return call
+
+
+def _owner(
+    session: Session, attempt_id: str | None, line_number: str | None
+) -> tuple[str | None, str | None]:
+    """(org_id, campaign_id) of a new call."""
+    if attempt_id is not None:
+        row = session.execute(
+            sa.select(Campaign.org_id, Campaign.id)
+            .join(Attempt, Attempt.campaign_id == Campaign.id)
+            .where(Attempt.id == attempt_id)
+        ).first()
+        if row is not None:
+            return row[0], row[1]
+    if line_number:
+        org_id = session.scalar(
+            sa.select(InboundLine.org_id).where(InboundLine.number == line_number)
+        )
+        return org_id, None
+    return None, None
 
 
 def mark_answered(session: Session, call_id: str, at: datetime) -> None:
@@ -299,8 +328,13 @@ def save_callback(
     interpreter_language: str | None = None,
     at: datetime | None = None,
 ) -> CallbackRequest:
+    owner = session.execute(
+        sa.select(Call.org_id, Call.campaign_id).where(Call.id == call_id)
+    ).first()
     request = CallbackRequest(
         call_id=call_id,
+        org_id=owner[0] if owner else None,
+        campaign_id=owner[1] if owner else None,
         channel=CallbackChannel(channel),
         consent_version=consent_version,
         language=language,

@@ -113,7 +113,7 @@ def test_an_open_answer_is_transcribed_in_the_background(
     assert (row.engine, row.model, row.language) == ("faster-whisper", MODEL, "en")
     assert row.call_id == call_id and row.flagged is None
     assert row.confidence is not None and 0 < row.confidence <= 1
-    assert row.corrected_text is None and row.reviewed is False
+    assert row.corrected_text is None and row.review_state == "new"
 
     # Enqueued again (a retry, a second producer): once the worker has finished that job,
     # still one transcript. huey names the job (its task id) when it is queued, and the

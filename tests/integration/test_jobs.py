@@ -278,7 +278,7 @@ def test_a_silent_recording_is_flagged_without_running_the_model(
     assert (row.recording_id, row.flagged, row.machine_text) == (recording_id, "silent", "")
     assert (row.engine, row.model, row.language) == ("faster-whisper", MODEL, "en")
     assert row.confidence is None and json.loads(row.segments) == []
-    assert row.corrected_text is None and row.reviewed is False
+    assert row.corrected_text is None and row.review_state == "new"
     engine = queue.speech_engine()
     assert isinstance(engine, FasterWhisperEngine)
     assert engine.load_count == 0  # no model was loaded, let alone run

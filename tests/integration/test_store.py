@@ -48,6 +48,7 @@ from tests.support.postgres import create_database, drop_database
 TABLES = {
     *("organisations", "users", "memberships", "audit_log", "login_failures"),
     *("flows", "inbound_lines"),
+    *("tags", "transcript_tags", "transcript_edits", "callback_notes"),
     "calls",
     "answers",
     "recordings",

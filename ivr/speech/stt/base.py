@@ -43,13 +43,24 @@ class ModelError(SttError):
 
 
 @dataclass(frozen=True)
+class Word:
+    """One word of a segment and when it was said (seconds from the start of the file)."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
 class Segment:
-    """A stretch of the recording; times in seconds from the start of the original file."""
+    """A stretch of the recording; times in seconds from the start of the original file.
+    ``words`` are its words with their times where the engine gives them (else empty)."""
 
     start: float
     end: float
     text: str
     confidence: float | None
+    words: tuple[Word, ...] = ()
 
 
 @dataclass(frozen=True)

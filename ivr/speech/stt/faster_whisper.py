@@ -40,6 +40,7 @@ from ivr.speech.stt.base import (
     Segment,
     SttConfig,
     Transcript,
+    Word,
 )
 from ivr.speech.stt.hygiene import (
     WHISPER_RATE,
@@ -349,6 +350,7 @@ class FasterWhisperEngine:
             beam_size=self.config.beam_size,
             batch_size=len(batch),
             without_timestamps=False,  # segments with times inside each window
+            word_timestamps=True,  # the review queue highlights each word as it plays
             vad_filter=False,  # the windows hold speech already
             clip_timestamps=clips,
         )
@@ -366,7 +368,18 @@ class FasterWhisperEngine:
             end = max(start, window.to_original(piece.end - starts[slot], end=True))
             confidence = round(_confidence(piece.avg_logprob), 4)
             segments, reached = found[slot]
-            segments.append(Segment(round(start, 3), round(end, 3), text, confidence))
+            words = tuple(
+                Word(round(w_start, 3), round(max(w_start, w_end), 3), w.word.strip())
+                for w in piece.words or ()
+                if w.word.strip()
+                for w_start, w_end in [
+                    (
+                        window.to_original(w.start - starts[slot]),
+                        window.to_original(w.end - starts[slot], end=True),
+                    )
+                ]
+            )
+            segments.append(Segment(round(start, 3), round(end, 3), text, confidence, words))
             reached = max(reached, min(window.seconds, piece.end - starts[slot]))
             found[slot] = (segments, reached)
         return found

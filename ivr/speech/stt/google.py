@@ -39,6 +39,7 @@ from ivr.speech.stt.base import (
     SttConfig,
     SttError,
     Transcript,
+    Word,
 )
 from ivr.speech.stt.hygiene import (
     HygieneSettings,
@@ -408,6 +409,15 @@ class GoogleSpeechEngine:
                     end=round(chunk.start_seconds + end, 3),
                     text=text,
                     confidence=confidence,
+                    words=tuple(
+                        Word(
+                            round(chunk.start_seconds + _seconds(w.start_offset), 3),
+                            round(chunk.start_seconds + _seconds(w.end_offset), 3),
+                            w.word,
+                        )
+                        for w in timed
+                        if w.word
+                    ),
                 )
             )
             previous_end = end
