@@ -58,26 +58,26 @@ class Plan:
     callback: str | None = None  # the channel asked for, or None
 
 
-_YES = {"services": "4", "develop-area": "roads", "recommend": "yes", "age-group": "30-49"}
+_YES = {"services": "4", "develop-area": "transport", "recommend": "yes", "age-group": "30-49"}
 PLANS: tuple[Plan, ...] = (
     Plan("fi", "30-49", "Keskusta", ("completed",), dict(_YES),
          ("Kevyen", "liikenteen", "väyliä", "pitäisi", "korjata"), "phone"),
     Plan("fi", "65+", "Kalanti", ("no_answer", "completed"),
-         {"services": "3", "develop-area": "services", "recommend": "yes", "age-group": "65+"},
+         {"services": "3", "develop-area": "education", "recommend": "yes", "age-group": "65+"},
          ("Terveyskeskukseen", "pääsee", "liian", "hitaasti")),
     Plan("sv", "50-64", "Pyhämaa", ("completed",),
-         {"services": "5", "develop-area": "culture", "recommend": "no", "age-group": "50-64"},
+         {"services": "5", "develop-area": "leisure", "recommend": "no", "age-group": "50-64"},
          ("Mer", "kultur", "för", "unga"), "email"),
     Plan("fi", "18-29", "Keskusta", ("no_answer", "no_answer", "no_answer")),
     Plan("fi", "18-29", "Kalanti", ("busy", "declined")),
-    Plan("fi", "30-49", "Pyhämaa", ("partial",), {"services": "2", "develop-area": "roads"}),
+    Plan("fi", "30-49", "Pyhämaa", ("partial",), {"services": "2", "develop-area": "transport"}),
     Plan("sv", "65+", "Keskusta", ("opted_out",)),
     Plan("fi", "50-64", "Keskusta", ("unallocated",)),
     Plan("fi", "65+", "Pyhämaa", ("completed",),
-         {"services": "4", "develop-area": "roads", "recommend": "yes", "age-group": "65+"},
+         {"services": "4", "develop-area": "transport", "recommend": "yes", "age-group": "65+"},
          ("Tiet", "ovat", "huonossa", "kunnossa"), "home_visit"),
     Plan("sv", "30-49", "Kalanti", ("failed", "completed"),
-         {"services": "1", "develop-area": "services", "recommend": "no", "age-group": "30-49"},
+         {"services": "1", "develop-area": "education", "recommend": "no", "age-group": "30-49"},
          ("Bussarna", "går", "för", "sällan")),
 )  # fmt: skip
 
