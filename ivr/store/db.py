@@ -95,6 +95,32 @@ def _sqlite_on_begin(connection: sa.Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+@contextmanager
+def sqlite_foreign_keys_off(connection: sa.Connection) -> Iterator[None]:
+    """On SQLite, foreign keys off for what runs inside (a migration), then checked and on.
+
+    A migration in batch mode copies a table, drops the old one and renames the copy; with
+    foreign keys on, the DROP deletes the rows first and their ON DELETE CASCADE empties
+    the child tables (a campaign's contacts and attempts, a call's answers). The pragma is
+    a no-op inside a transaction, so it is set on the driver's connection before one
+    begins; afterwards ``PRAGMA foreign_key_check`` must find nothing broken. Other
+    databases: nothing to do.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+        broken = driver.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"the migration left rows with broken foreign keys: {broken[:5]}")
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
+
+
 def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
 

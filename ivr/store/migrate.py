@@ -21,7 +21,14 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from ivr.store.db import BEGIN_IMMEDIATE, make_engine, normalise_url, safe_url, sqlite_path
+from ivr.store.db import (
+    BEGIN_IMMEDIATE,
+    make_engine,
+    normalise_url,
+    safe_url,
+    sqlite_foreign_keys_off,
+    sqlite_path,
+)
 from ivr.store.errors import DatabaseNotCurrent, MigrationError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -86,7 +93,7 @@ def upgrade(url: str, revision: str = "head") -> UpgradeResult:
     """Migrate the database at ``url`` to ``revision`` (default: the newest). Idempotent."""
     engine = make_engine(url)
     try:
-        with engine.connect() as connection:
+        with engine.connect() as connection, sqlite_foreign_keys_off(connection):
             connection.execution_options(**{BEGIN_IMMEDIATE: True})  # SQLite: one at a time
             with connection.begin():
                 _lock(connection)  # PostgreSQL: one at a time

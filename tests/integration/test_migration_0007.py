@@ -87,6 +87,9 @@ def test_0007_backfills_owners_review_states_and_callback_statuses(db_url: str) 
                 (2, "new", "org", "camp"),
                 (3, "contacted", "org", "camp"),
             ]  # fmt: skip
+            # Tables copied in batch mode (SQLite) keep their children: nothing cascades.
+            assert rows("SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM "
+                        "attempts), (SELECT count(*) FROM recordings)") == [(1, 1, 2)]  # fmt: skip
             assert rows("SELECT billing_rule, public_slug, public_info FROM campaigns") == [
                 ("60/60", None, "{}")
             ]

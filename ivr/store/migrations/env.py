@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from ivr.store.db import make_engine
+from ivr.store.db import make_engine, sqlite_foreign_keys_off
 from ivr.store.models import Base
 
 config = context.config
@@ -52,7 +52,7 @@ def run_migrations_online() -> None:
         raise RuntimeError("no database: set the sqlalchemy.url option or pass a connection")
     engine = make_engine(url)
     try:
-        with engine.connect() as conn:
+        with engine.connect() as conn, sqlite_foreign_keys_off(conn):
             _configure(conn)
             with context.begin_transaction():
                 context.run_migrations()
