@@ -117,6 +117,51 @@ def cmd_flow_add(args: argparse.Namespace) -> int:
         services.close()
 
 
+TAG_PROBLEMS = {
+    "name_missing": "give the tag a name",
+    "name_long": "a tag's name is at most 60 characters",
+    "name_taken": "the organisation has a tag of that name already",
+    "key_invalid": "--key must be a digit 1-9",
+    "key_taken": "another tag of the organisation has that key",
+}
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    """`ivr tag add NAME --org ORG [--key 1-9] [--json]`, `ivr tag list --org ORG`: the
+    themes reviewers tag open answers with (keys 1-9 in the review queue)."""
+    from ivr.accounts.audit import Actor, NotFound
+    from ivr.bootstrap import load_app
+    from ivr.review.tags import TagInvalid, parse_key
+
+    services = load_app().services()
+    try:
+        try:
+            org = services.accounts.org_by_name(args.org)
+        except NotFound as exc:
+            print(f"ivr: error: --org: {exc}", file=sys.stderr)
+            return 2
+        actor = Actor.cli(org.id)
+        if args.action == "list":
+            for tag in services.review.tags(actor):
+                _print(f"{tag.key or '-'}\t{tag.name}\t{tag.id}")
+            return 0
+        try:
+            tag = services.review.add_tag(actor, args.name, parse_key(args.key))
+        except TagInvalid as exc:
+            print(
+                f"ivr: error: tag {args.name!r}: {TAG_PROBLEMS.get(exc.code, exc.code)}",
+                file=sys.stderr,
+            )
+            return 2
+        if args.json:
+            _print(json.dumps({"id": tag.id, "name": tag.name, "key": tag.key}, ensure_ascii=False))
+        else:
+            _print(f"tag {tag.name} added to {org.name}" + (f" (key {tag.key})" if tag.key else ""))
+        return 0
+    finally:
+        services.close()
+
+
 def cmd_web(args: argparse.Namespace) -> int:
     """`ivr web`: the staff UI under gunicorn on [web] bind_address:port."""
     from ivr.web.serve import serve
@@ -144,6 +189,17 @@ def add_parsers(sub: Any) -> None:
     c.add_argument("--name", help="the person's name")
     c.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_user)
+
+    p = sub.add_parser("tag", help="the themes reviewers tag open answers with")
+    tag = p.add_subparsers(dest="action", required=True)
+    c = tag.add_parser("add", help="a new tag (theme) of an organisation")
+    c.add_argument("name")
+    c.add_argument("--org", required=True, help="the organisation's name")
+    c.add_argument("--key", help="its key 1-9 in the review queue")
+    c.add_argument("--json", action="store_true")
+    c = tag.add_parser("list", help="an organisation's tags: key, name, id")
+    c.add_argument("--org", required=True, help="the organisation's name")
+    p.set_defaults(func=cmd_tag)
 
     p = sub.add_parser("web", help="run the staff web UI (gunicorn) until SIGTERM")
     p.set_defaults(func=cmd_web)

@@ -188,6 +188,25 @@ def test_flow_add_keeps_a_flow_file_in_the_organisations_flows(env: dict[str, st
     assert nowhere.returncode == 2 and "--org" in nowhere.stderr
 
 
+def test_tag_add_and_list_with_keys_and_clear_errors(env: dict[str, str]) -> None:
+    assert ivr(env, "org", "add", "Suonenjoki").returncode == 0
+    added = ivr(env, "tag", "add", "Liikenne", "--org", "Suonenjoki", "--key", "1", "--json")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["key"] == 1
+    assert ivr(env, "tag", "add", "Kulttuuri", "--org", "Suonenjoki").returncode == 0
+    taken = ivr(env, "tag", "add", "Koulut", "--org", "Suonenjoki", "--key", "1")
+    assert taken.returncode == 2 and "another tag of the organisation has that key" in taken.stderr
+    bad = ivr(env, "tag", "add", "Koulut", "--org", "Suonenjoki", "--key", "12")
+    assert bad.returncode == 2 and "--key must be a digit 1-9" in bad.stderr
+    listed = ivr(env, "tag", "list", "--org", "Suonenjoki")
+    assert [line.split("\t")[:2] for line in listed.stdout.splitlines()] == [
+        ["1", "Liikenne"],
+        ["-", "Kulttuuri"],
+    ]
+    nowhere = ivr(env, "tag", "list", "--org", "Nowhere")
+    assert nowhere.returncode == 2 and "--org" in nowhere.stderr
+
+
 def test_ivr_web_serves_on_its_port_and_stops_on_sigterm(
     web: tuple[subprocess.Popen[str], int],
 ) -> None:
