@@ -253,6 +253,16 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _price_argument(text: str) -> float | None:
+    """``--price-per-minute``: a decimal comma too ("0,0125")."""
+    from ivr.campaigns.admin_checks import parse_price
+
+    try:
+        return parse_price(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a price such as 0.0125") from None
+
+
 def cmd_campaign(args: argparse.Namespace) -> int:
     """`ivr campaign ...`: the same campaign services as the web UI (ivr.campaigns.admin),
     acting as ``Actor.cli(org)``: the organisation of ``--org NAME``, else the campaigns
@@ -296,6 +306,8 @@ def _campaign_action(args: argparse.Namespace, admin: CampaignAdmin, actor: Acto
             max_concurrent=args.max_concurrent,
             default_language=args.language,
             cross_campaign_daily_cap=not args.no_cross_campaign_cap,
+            price_per_minute=args.price_per_minute,
+            billing_rule=args.billing_rule,
         )
         flow = args.flow if args.flow.startswith("flow:") else Path(args.flow)
         created = admin.create(actor, args.name, flow, settings)
@@ -853,6 +865,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow calling a resident another campaign called today",
     )
+    c.add_argument(
+        "--price-per-minute",
+        type=_price_argument,
+        default=None,
+        metavar="EUROS",
+        help='euros per billable minute, e.g. 0.0125 or "0,0125" (the report\'s cost)',
+    )
+    c.add_argument(
+        "--billing-rule",
+        default="60/60",
+        metavar="MIN/STEP",
+        help="the provider's rounding in seconds: 60/60 (every started minute), 1/1, 30/6",
+    )
     c = camp.add_parser("import-contacts", help="contacts from CSV or XLSX")
     c.add_argument("name")
     c.add_argument("file")
@@ -879,6 +904,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ivr.cli_staff import add_parsers as add_staff_parsers
 
     add_staff_parsers(sub)
+    from ivr.cli_report import add_parsers as add_report_parsers
+
+    add_report_parsers(sub)
 
     p = sub.add_parser("telephony", help="run the telephony worker (call flows on Asterisk)")
     p.set_defaults(func=cmd_telephony)

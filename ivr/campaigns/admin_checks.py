@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ivr.campaigns import rules
+from ivr.campaigns import billing, rules
 from ivr.campaigns.dialer import policy_of
 from ivr.campaigns.errors import (
     AT_LEAST_ONE,
@@ -25,6 +25,11 @@ from ivr.campaigns.numbers import NumberError, caller_id_warnings, normalise
 from ivr.store.models import Campaign, Language
 
 MAX_NAME: Final = 100
+MAX_PRICE: Final = 1000  # euros a minute: anything above is a typo
+# The codes of the cost fields' problems (the form words them).
+INVALID_PRICE: Final = "invalid_price"  # not a price from 0 to MAX_PRICE
+PRICE_PRECISION: Final = "price_precision"  # more than 4 decimals
+INVALID_BILLING_RULE: Final = "invalid_billing_rule"  # not MIN/STEP (message: why)
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,10 @@ class CampaignSettings:
     max_concurrent: int = 30
     default_language: str = "fi"
     cross_campaign_daily_cap: bool = True
+    # What the provider charges (the report's cost): euros per billable minute (None: not
+    # set) and its rounding rule "MIN/STEP" in seconds (ivr.campaigns.billing).
+    price_per_minute: float | None = None
+    billing_rule: str = "60/60"
 
 
 @dataclass
@@ -58,6 +67,51 @@ def _whole(problems: list[FieldProblem], name: str, value: object, minimum: int)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         message = f"{name}: {value!r} is not a whole number >= {minimum}"
         problems.append(FieldProblem(name, AT_LEAST_ONE, message))
+
+
+def parse_price(text: str) -> float | None:
+    """A price per minute as typed, decimal comma or point (``"0,0125"`` → 0.0125); None
+    for nothing typed; ValueError for what is not a number."""
+    clean = text.strip().replace("\u00a0", "").replace(" ", "").replace(",", ".")
+    clean = clean.removesuffix("€").removeprefix("€")
+    return float(clean) if clean else None
+
+
+def _check_cost(
+    problems: list[FieldProblem], values: dict[str, Any], settings: CampaignSettings
+) -> None:
+    """The price per minute (euros, >= 0, at most 4 decimals: the column's precision) and
+    the billing rule (``billing.parse_rule``), kept in its plain form ("60/60")."""
+    price = settings.price_per_minute
+    if price is not None:
+        if (
+            isinstance(price, bool)
+            or not isinstance(price, int | float)
+            or not math.isfinite(price)
+            or price < 0
+            or price >= MAX_PRICE
+        ):
+            problems.append(
+                FieldProblem(
+                    "price_per_minute",
+                    INVALID_PRICE,
+                    f"price_per_minute: {price!r} is not a price in euros from 0 to {MAX_PRICE}",
+                )
+            )
+        elif abs(price * 10_000 - round(price * 10_000)) > 1e-6:
+            problems.append(
+                FieldProblem(
+                    "price_per_minute",
+                    PRICE_PRECISION,
+                    f"price_per_minute: {price!r} has more than 4 decimals",
+                )
+            )
+        else:
+            values["price_per_minute"] = round(float(price), 4)
+    try:
+        values["billing_rule"] = str(billing.parse_rule(settings.billing_rule))
+    except billing.BillingRuleError as exc:
+        problems.append(FieldProblem("billing_rule", INVALID_BILLING_RULE, str(exc)))
 
 
 def check_settings(name: str, settings: CampaignSettings) -> Checked:
@@ -121,6 +175,7 @@ def check_settings(name: str, settings: CampaignSettings) -> Checked:
                 f"default_language: {settings.default_language!r} is not one of fi, sv, en",
             )
         )
+    _check_cost(problems, values, settings)
     if not problems:  # the dialer's own reading of them, the last word
         try:
             policy_of(Campaign(name=clean, flow_path="-", **values))

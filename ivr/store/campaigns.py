@@ -245,6 +245,19 @@ def _check_settings(settings: dict[str, Any]) -> dict[str, Any]:
             if value is not None and not isinstance(value, str):
                 raise CampaignError(f"campaign setting {name}: {value!r} is not text")
             checked[name] = value
+        elif name == "price_per_minute":  # euros per billable minute; None: not set
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+            ):
+                raise CampaignError(f"campaign setting {name}: {value!r} is not a price >= 0")
+            checked[name] = None if value is None else float(value)
+        elif name == "billing_rule":  # "MIN/STEP" (ivr.campaigns.billing)
+            from ivr.campaigns.billing import BillingRuleError, parse_rule
+
+            try:
+                checked[name] = str(parse_rule(str(value)))
+            except BillingRuleError as exc:
+                raise CampaignError(f"campaign setting {name}: {exc}") from None
         else:
             raise CampaignError(f"unknown campaign setting {name!r}")
     return checked

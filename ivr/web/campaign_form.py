@@ -12,6 +12,12 @@ from werkzeug.datastructures import MultiDict
 
 from ivr.campaigns import errors
 from ivr.campaigns.admin import CampaignSettings
+from ivr.campaigns.admin_checks import (
+    INVALID_BILLING_RULE,
+    INVALID_PRICE,
+    PRICE_PRECISION,
+    parse_price,
+)
 from ivr.campaigns.errors import CampaignAdminError, CampaignInvalid, FieldProblem
 
 NOT_A_WHOLE_NUMBER = "not_a_whole_number"
@@ -27,6 +33,7 @@ INT_FIELDS = (
 )
 CHECKBOXES = ("allow_holidays", "cross_campaign_daily_cap")
 TEXT_FIELDS = ("caller_id", "timezone", "windows", "default_language")
+COST_FIELDS = ("price_per_minute", "billing_rule")  # the report's cost
 # The order of the form, for the error summary.
 FIELD_ORDER = (
     "name",
@@ -43,6 +50,8 @@ FIELD_ORDER = (
     "max_concurrent",
     "default_language",
     "cross_campaign_daily_cap",
+    "price_per_minute",
+    "billing_rule",
     "settings",
 )
 
@@ -66,6 +75,8 @@ def labels() -> dict[str, str]:
         "cross_campaign_daily_cap": _("At most one campaign calls a resident a day"),
         "settings": _("Settings"),
         "file": _("Contact list"),
+        "price_per_minute": _("Price per minute (euros)"),
+        "billing_rule": _("Billing rule"),
     }
 
 
@@ -85,19 +96,22 @@ class CampaignForm:
         values: dict[str, Any] = {"name": "", "flow": "", **asdict(CampaignSettings())}
         values["caller_id"] = ""
         values["default_language"] = language if language in ("fi", "sv", "en") else "fi"
+        values["price_per_minute"] = ""
         return cls(values)
 
     @classmethod
     def of(cls, name: str, flow: str, settings: CampaignSettings) -> CampaignForm:
         values: dict[str, Any] = {"name": name, "flow": flow, **asdict(settings)}
         values["caller_id"] = settings.caller_id or ""
+        price = settings.price_per_minute
+        values["price_per_minute"] = "" if price is None else f"{price:.4f}".rstrip("0").rstrip(".")
         return cls(values)
 
     @classmethod
     def read(cls, form: MultiDict[str, str]) -> CampaignForm:
         values: dict[str, Any] = {
             key: form.get(key, "").strip()
-            for key in ("name", "flow", *TEXT_FIELDS, *INT_FIELDS, "calls_per_second")
+            for key in ("name", "flow", *TEXT_FIELDS, *INT_FIELDS, "calls_per_second", *COST_FIELDS)
         }
         for key in CHECKBOXES:
             values[key] = form.get(key) == "1"
@@ -120,6 +134,13 @@ class CampaignForm:
         except ValueError:
             self.errors["calls_per_second"] = message(
                 FieldProblem("calls_per_second", NOT_A_NUMBER, "")
+            )
+        typed["billing_rule"] = self.values.get("billing_rule") or "60/60"
+        try:
+            typed["price_per_minute"] = parse_price(str(self.values.get("price_per_minute", "")))
+        except ValueError:
+            self.errors["price_per_minute"] = message(
+                FieldProblem("price_per_minute", NOT_A_NUMBER, "")
             )
         return CampaignSettings(**typed)
 
@@ -153,6 +174,8 @@ def message(problem: FieldProblem) -> str:
         NOT_A_WHOLE_NUMBER: _("Enter a whole number, such as 3."),
         NOT_A_NUMBER: _("Enter a number, such as 2 or 0.5."),
         NO_FILE: _("Choose a CSV or XLSX file."),
+        INVALID_PRICE: _("Enter a price in euros of 0 or more, such as 0,0125."),
+        PRICE_PRECISION: _("Enter the price with at most 4 decimals, such as 0,0125."),
     }
     if code in fixed:
         return str(fixed[code])
@@ -161,6 +184,10 @@ def message(problem: FieldProblem) -> str:
         errors.INVALID_NUMBER: _("The caller ID is not a phone number:"),
         errors.INVALID_FLOW: _("The call flow has errors; correct it first:"),
         "unreadable_file": _("The file cannot be read as a contact list:"),
+        INVALID_BILLING_RULE: _(
+            "Write the billing rule as the provider does, MIN/STEP in seconds, such as 60/60, "
+            "1/1 or 30/6:"
+        ),
     }.get(code)
     return f"{lead} {detail}" if lead else detail
 
