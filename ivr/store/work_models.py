@@ -84,3 +84,19 @@ class CallbackNote(Base):
     status: Mapped[CallbackStatus | None] = mapped_column(
         _enum(CallbackStatus, "status")
     )  # the status it set, if it set one
+
+
+class ReportAggregate(Base):
+    """A campaign's report aggregates as counted at ``computed_at`` (JSON,
+    ``ivr.reports.aggregates``), valid while the campaign's ``fingerprint`` (its counters,
+    status and billing rule: ``ivr.reports.cache``) is unchanged. A cache: deleting a row
+    only costs the next report a recount."""
+
+    __tablename__ = "report_aggregates"
+
+    campaign_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))
+    computed_at: Mapped[datetime]
+    data: Mapped[str] = mapped_column(sa.Text)

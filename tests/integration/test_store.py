@@ -49,6 +49,7 @@ TABLES = {
     *("organisations", "users", "memberships", "audit_log", "login_failures"),
     *("flows", "inbound_lines"),
     *("tags", "transcript_tags", "transcript_edits", "callback_notes"),
+    "report_aggregates",
     "calls",
     "answers",
     "recordings",

@@ -87,6 +87,10 @@ def upgrade() -> None:
         )
         batch.create_index("ix_transcripts_org_id_sample_key", ["org_id", "sample_key", "id"])
         batch.create_index("ix_transcripts_campaign_id_node_id", ["campaign_id", "node_id"])
+        batch.create_index(
+            "ix_transcripts_queue_counts",
+            ["org_id", "review_state", "campaign_id", "node_id", "language", "confidence"],
+        )
 
     with op.batch_alter_table("callback_requests") as batch:
         batch.drop_constraint(op.f("ck_callback_requests_status"), type_="check")
@@ -202,9 +206,23 @@ def upgrade() -> None:
         ),
     )  # fmt: skip
     op.create_index("ix_callback_notes_request_id", "callback_notes", ["request_id"])
+    # The report's aggregates, cached per campaign (ivr/reports/cache.py).
+    op.create_table(
+        "report_aggregates",
+        sa.Column("campaign_id", sa.String(36), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        _timestamp("computed_at"),
+        sa.Column("data", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("campaign_id", name="pk_report_aggregates"),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"], ["campaigns.id"],
+            name="fk_report_aggregates_campaign_id_campaigns", ondelete="CASCADE",
+        ),
+    )  # fmt: skip
 
 
 def downgrade() -> None:
+    op.drop_table("report_aggregates")
     for table in ("callback_notes", "transcript_edits", "transcript_tags", "tags"):
         op.drop_table(table)
     with op.batch_alter_table("campaigns") as batch:
@@ -228,6 +246,7 @@ def downgrade() -> None:
         )
     with op.batch_alter_table("transcripts") as batch:
         for index in (
+            "ix_transcripts_queue_counts",
             "ix_transcripts_campaign_id_node_id",
             "ix_transcripts_org_id_sample_key",
             "ix_transcripts_org_id_review_state_confidence",
