@@ -121,8 +121,12 @@ class App:
     def services(self) -> Services:
         """The staff-side services (web UI and CLI) over one engine."""
         from ivr.accounts.service import Accounts
+        from ivr.callbacks.service import CallbackService
         from ivr.campaigns.admin import CampaignAdmin
+        from ivr.exports.service import Exports
         from ivr.flows.library import FlowLibrary
+        from ivr.reports.service import Reports
+        from ivr.review.service import ReviewService
         from ivr.services import Services
         from ivr.store.db import make_engine, make_session_factory
         from ivr.store.migrate import check_current
@@ -142,6 +146,17 @@ class App:
             campaigns=CampaignAdmin(factory, self.clock),
             flows=flows,
             lines=LineAdmin(factory, self.clock, self.settings, check=flows.check),
+            reports=Reports(factory, self.clock),
+            review=ReviewService(
+                factory,
+                self.clock,
+                self.credentials.web_secret_key,
+                self.settings.web.audio_link_seconds,
+            ),
+            exports=Exports(factory, self.clock),
+            callbacks=CallbackService(
+                factory, self.clock, self.settings.web.callback_overdue_hours
+            ),
         )
 
     async def ami(self) -> AmiClient:

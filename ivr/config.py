@@ -155,6 +155,11 @@ class WebSettings:
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20
     login_window_minutes: int = 15
+    # How long a signed link to an answer's recording (the review queue's player) lasts.
+    audio_link_seconds: int = 300
+    # A callback request still new or assigned this many hours after it came in is overdue
+    # (the worklist shows it first and marks it).
+    callback_overdue_hours: int = 48
 
 
 EXAMPLE_FLOWS = Path(__file__).resolve().parents[1] / "examples" / "flows"
@@ -501,6 +506,13 @@ def _validate_web(web: WebSettings) -> None:
             raise ConfigError(f"web.{key}: must be between 1 and 10000")
     if not 1 <= web.login_window_minutes <= 24 * 60:
         raise ConfigError("web.login_window_minutes: must be between 1 and 1440")
+    if not 30 <= web.audio_link_seconds <= 24 * 3600:
+        raise ConfigError("web.audio_link_seconds: must be between 30 and 86400")
+    if not 1 <= web.callback_overdue_hours <= 24 * 365:
+        raise ConfigError(
+            f"web.callback_overdue_hours: {web.callback_overdue_hours} is not between 1 and "
+            "8760 (the hours after which a new or assigned callback request is overdue)"
+        )
 
 
 LINE_KEYS = {"flow", "language"}

@@ -14,11 +14,15 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from ivr.accounts.service import Accounts
+    from ivr.callbacks.service import CallbackService
     from ivr.campaigns.admin import CampaignAdmin
     from ivr.clock import Clock
     from ivr.config import Settings
     from ivr.credentials import Credentials
+    from ivr.exports.service import Exports
     from ivr.flows.library import FlowLibrary
+    from ivr.reports.service import Reports
+    from ivr.review.service import ReviewService
     from ivr.telephony.line_admin import LineAdmin
 
 
@@ -33,6 +37,10 @@ class Services:
     campaigns: CampaignAdmin
     flows: FlowLibrary
     lines: LineAdmin
+    reports: Reports
+    review: ReviewService
+    exports: Exports
+    callbacks: CallbackService
 
     def close(self) -> None:
         self.engine.dispose()

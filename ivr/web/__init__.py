@@ -95,3 +95,19 @@ def _register_feature_blueprints(app: Flask) -> None:
 
     for module in (campaigns, flows, lines, users):
         app.register_blueprint(module.bp)
+    from ivr.web import reports as report_pages  # the ready report (issue 11)
+
+    app.register_blueprint(report_pages.bp)
+    from ivr.web import review, tags  # the review queue and the organisation's tags
+
+    app.register_blueprint(review.bp)
+    app.register_blueprint(tags.bp)
+    from ivr.web import public  # the public campaign page (no login) and its editor
+
+    app.register_blueprint(public.bp)
+    from ivr.web import callbacks as callback_pages
+
+    app.register_blueprint(callback_pages.bp)
+    from ivr.web import exports as export_pages  # the downloads (CSV, XLSX, SPSS, dataset)
+
+    app.register_blueprint(export_pages.bp)

@@ -66,7 +66,7 @@ nodes:
 """
 
 # Requests a reviewer may POST (none yet: the review queue and callbacks will add some).
-REVIEWER_MAY_POST: frozenset[str] = frozenset()
+REVIEWER_MAY_POST: frozenset[str] = frozenset({"callbacks.show", "review.item"})
 # Pages that answer 200 to anyone although they name an organisation's data (a public
 # campaign page, say). Each must still show nothing of A's that is not public.
 PUBLIC_WITH_DATA: frozenset[str] = frozenset()
@@ -85,6 +85,9 @@ class Seed:
     prompt_language: str
     secrets: tuple[str, ...]
     ids: frozenset[str] = field(default_factory=frozenset)
+    callback_id: str = ""  # A's callback request (from a call to A's inbound line)
+    transcript_id: str = ""  # A's open answer in the review queue (ivr/web/review.py)
+    tag_id: str = ""  # A's tag (ivr/web/tags.py)
 
 
 # Parameter name -> its value for A's objects. Unknown parameters fail the walk.
@@ -97,6 +100,13 @@ PARAMETERS: dict[str, Callable[[Seed], str]] = {
     "path": lambda seed: seed.prompt_path,  # a prompt's place in the flow
     "language": lambda seed: seed.prompt_language,
     "filename": lambda seed: "css/site.css",  # static files
+    "export_format": lambda seed: "csv",  # a campaign's download (ivr/web/exports.py)
+    "request_id": lambda seed: seed.callback_id,  # a callback request
+    "transcript_id": lambda seed: seed.transcript_id,  # an open answer to review
+    "tag_id": lambda seed: seed.tag_id,  # a tag of the organisation
+    # A public campaign page's address: A's campaign has none published, so an unknown
+    # one (404 for everyone; tests/web/test_public_pages.py covers a published page).
+    "public_slug": lambda seed: "ei-julkista-sivua-0000000",
 }
 
 
@@ -159,7 +169,66 @@ def seed_a(site: Site, tmp: Path) -> Seed:
         secrets=secrets,
     )
     seed.ids = frozenset({org_id, created.id, flow.id, line.id, *(p.user_id for p in people)})
+    seed.callback_id = _a_callback_request(site)
+    seed.transcript_id, seed.tag_id = _a_review_item(site, tmp)
+    seed.secrets += (REVIEW_TEXT, TAG_NAME)
     return seed
+
+
+def _a_callback_request(site: Site) -> str:
+    """A resident's permission-to-contact request from a call to A's inbound line."""
+    from ivr.store import repo
+
+    with site.services.factory.begin() as s:
+        call = repo.create_call(
+            s, direction="inbound", flow_id=FLOW_KEY, flow_version="1", channel_id="tenancy-cb",
+            node_name="t", language="fi", line_number=LINE, remote_number=PHONES[0],
+            started_at=site.clock(),
+        )  # fmt: skip
+        request = repo.save_callback(
+            s, call.id, channel="phone", consent_version="2021-12-a", language="fi",
+            phone_number=PHONES[0], time_window="morning", at=site.clock(),
+        )  # fmt: skip
+        assert request.org_id == site.orgs["A"]
+        return str(request.id)
+
+
+REVIEW_TEXT = "Alfalan-salavastaus"
+TAG_NAME = "Alfalan-salateema"
+
+
+def _a_review_item(site: Site, tmp: Path) -> tuple[str, str]:
+    """An open answer (a recording and its transcript) from a call to A's inbound line,
+    and a tag of A's: what the review queue and the tags page show."""
+    from ivr.jobs import store_transcript
+    from ivr.speech.stt.base import Segment, Transcript, Word
+    from ivr.store import repo
+    from ivr.store.models import TranscriptRow
+
+    a_manager = site.person("A", "manager")
+    tag = site.services.review.add_tag(a_manager.actor(), TAG_NAME, 1)
+    with site.services.factory.begin() as s:
+        call = repo.create_call(
+            s, direction="inbound", flow_id=FLOW_KEY, flow_version="1", channel_id="tenancy-rv",
+            node_name="t", language="fi", line_number=LINE, remote_number=PHONES[1],
+            started_at=site.clock(),
+        )  # fmt: skip
+        recording = repo.save_recording(
+            s, call.id, node_id="q1", path=str(_wav(tmp)), duration_seconds=1.0,
+            language="fi", at=site.clock(),
+        )  # fmt: skip
+        word = Word(0.1, 0.9, REVIEW_TEXT)
+        store_transcript(s, recording, Transcript(
+            text=REVIEW_TEXT, language="fi", engine="t", model="t", confidence=0.4,
+            segments=[Segment(0.1, 0.9, REVIEW_TEXT, 0.4, (word,))],
+            audio_seconds=1.0, speech_seconds=0.8,
+        ))  # fmt: skip
+        s.flush()
+        row = s.scalars(
+            sa.select(TranscriptRow).where(TranscriptRow.recording_id == recording.id)
+        ).one()
+        assert row.org_id == site.orgs["A"]
+        return str(row.id), str(tag.id)
 
 
 def site_org_name(site: Site, key: str) -> str:
