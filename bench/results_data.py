@@ -177,6 +177,8 @@ def seed(
                 ]  # fmt: skip
                 if outcome == "partial":
                     values = values[:1]
+                else:  # the language menu first (answered "fi" or "sv")
+                    values.insert(0, ("lang", "language", language))
                 has_open = outcome == "completed" and counts["transcripts"] < open_answers
                 for seq, (node, kind, value) in enumerate(values, start=1):
                     yield "answers", {
@@ -221,7 +223,10 @@ def seed(
                     "reviewed_by": None, "reviewed_at": None, "sample_key": rng.random(),
                 }  # fmt: skip
                 if n % 10 == 0:
-                    yield "transcript_tags", {"transcript_id": n, "tag_id": 1_000 + n % len(TAGS)}
+                    yield (
+                        "transcript_tags",
+                        {"transcript_id": n, "tag_id": 1_000 + (n // 10) % len(TAGS)},
+                    )
                 if n % 10 == 3:
                     yield "callback_requests", {
                         "call_id": call_id, "phone_number": f"+35840{serial:07d}",

@@ -1,0 +1,249 @@
+"""Benchmark: the results pages at 1,000,000 answers (500,000 contacts, 100,000 open
+answers with transcripts), on SQLite and PostgreSQL.
+
+    .venv/bin/python -m bench.results_pages [--db sqlite|postgresql|both]
+                                            [--contacts 500000] [--open 100000]
+                                            [--requests 100] [--keep DIR]
+
+Seeds one campaign (bench/results_data.py), then times requests through the real
+application (Flask's WSGI stack in this process: routing, the login check, the queries,
+the template) as a reviewer and a manager:
+
+- the review queue: the first page (new answers, oldest first), the first page ordered by
+  lowest confidence, a random sample, filtered by a tag and by language + confidence band,
+  a page 50 pages deep (keyset), one answer's page and "next" — goal p95 under 100 ms;
+- the campaign report page (funnel, AAPOR rates, questions, weights, cost) — goal under
+  1 s;
+- the full CSV export (one row per contact) through `ivr report --format csv` in a child
+  process: rows per second and the child's peak memory (ru_maxrss) — goal at least
+  50,000 rows/s under 200 MB; the same through the web route (streamed) for its rows/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.results_data import NOW, seed
+from ivr.accounts.audit import Actor
+from ivr.bootstrap import init
+from ivr.clock import MovableClock
+from ivr.config import load_settings
+
+ROOT = Path(__file__).parents[1]
+
+
+def _timed(call: Callable[[], Any], n: int) -> list[float]:
+    call()  # warm (templates compiled, connections opened, pages cached)
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def _report(name: str, times: list[float], goal_ms: float) -> dict[str, float]:
+    ordered = sorted(times)
+    p95 = ordered[max(0, int(len(ordered) * 0.95) - 1)]
+    figures = {"p50": statistics.median(ordered), "p95": p95, "max": ordered[-1]}
+    verdict = "ok" if p95 < goal_ms else f"OVER {goal_ms:.0f} ms"
+    print(
+        f"  {name:<44} p50 {figures['p50']:7.1f} ms  p95 {figures['p95']:7.1f} ms  "
+        f"max {figures['max']:7.1f} ms  {verdict}",
+        flush=True,
+    )
+    return figures
+
+
+class Browser:
+    """A logged-in test client of the app (HTTPS, same-site Referer, Finnish)."""
+
+    def __init__(self, app: Any, email: str, password: str) -> None:
+        self.client = app.test_client()
+        self.base = {"base_url": "https://localhost"}
+        self.headers = {"Referer": "https://localhost/login", "Accept-Language": "fi"}
+        page = self.client.get("/login", **self.base, headers=self.headers)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        done = self.client.post(
+            "/login",
+            **self.base,
+            headers=self.headers,
+            data={"email": email, "password": password, "csrf_token": token[1]},
+        )
+        assert done.status_code == 302, f"{email} could not log in"
+
+    def get(self, path: str, status: int = 200) -> Any:
+        response = self.client.get(path, **self.base, headers=self.headers)
+        if response.status_code != status:
+            raise SystemExit(f"{path}: HTTP {response.status_code}, expected {status}")
+        return response
+
+
+def _next_link(page: str) -> str | None:
+    found = re.search(r'href="([^"]*[?&]after=[^"]+)"', page)
+    return found[1].replace("&amp;", "&") if found else None
+
+
+def _csv_export(env: dict[str, str], campaign_id: str, out: Path) -> dict[str, float]:
+    """`ivr report --format csv` in a child process: seconds, rows/s, peak memory."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "ivr.cli", "report", campaign_id, "--format", "csv",
+         "-o", str(out), "--org", "Bench"],
+        env={**os.environ, **env}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"ivr report failed: {done.stderr.strip()}")
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with out.open("rb") as fh:
+        rows = sum(1 for _ in fh) - 1
+    figures = {
+        "rows": rows,
+        "seconds": seconds,
+        "rows_per_s": rows / seconds,
+        # ru_maxrss of all children waited for: the largest one (this child, unless an
+        # earlier one was larger — the first export is the only earlier child).
+        "peak_mb": max(peak_kib, before) / 1024,
+    }
+    verdict = (
+        "ok" if figures["rows_per_s"] >= 50_000 and figures["peak_mb"] < 200 else "GOAL NOT MET"
+    )
+    print(
+        f"  CSV export (ivr report, child process)      {rows:,} rows in {seconds:.1f} s = "
+        f"{figures['rows_per_s']:,.0f} rows/s, peak {figures['peak_mb']:.0f} MB  {verdict}",
+        flush=True,
+    )
+    return figures
+
+
+def run(db: str, contacts: int, open_answers: int, requests: int, keep: Path | None) -> None:
+    from ivr.web import create_app
+
+    with tempfile.TemporaryDirectory(prefix="ivr-bench-results-") as scratch:
+        tmp = str(keep) if keep is not None and db == "sqlite" else scratch
+        env = {"IVR_DATA_DIR": tmp, "IVR_CACHE_DIR": str(Path(tmp) / "cache")}
+        server = None
+        if db == "postgresql":
+            from tests.support.postgres import create_database, start_postgres
+
+            server = start_postgres()
+            env["IVR_DATABASE_URL"] = create_database(server.url(), "bench_results")
+        try:
+            settings = load_settings(env)
+            clock = MovableClock(NOW)
+            app_, _ = init(settings, clock)
+            services = app_.services()
+            saved = Path(tmp) / "bench-results.json"
+            if saved.exists():
+                seeded = json.loads(saved.read_text())
+                org = services.accounts.org_by_name("Bench")
+                print(f"{db}: reusing the seeded database in {tmp}", flush=True)
+            else:
+                org = services.accounts.add_org(Actor.cli(), "Bench")
+                passwords = {}
+                for role in ("reviewer", "manager"):
+                    _, passwords[role] = services.accounts.add_user(
+                        Actor.cli(org.id), f"{role}@bench.example", org.id, role
+                    )
+                print(
+                    f"{db}: seeding {contacts:,} contacts, {open_answers:,} open answers …",
+                    flush=True,
+                )
+                seeded = {**seed(services.engine, org.id, contacts=contacts,
+                                 open_answers=open_answers), "passwords": passwords}  # fmt: skip
+                print(
+                    f"  seeded in {seeded['seconds']:.0f} s: {seeded['answers']:,} answers, "
+                    f"{seeded['calls']:,} calls, {seeded['attempts']:,} attempts, "
+                    f"{seeded['transcripts']:,} transcripts",
+                    flush=True,
+                )
+                if keep is not None and db == "sqlite":
+                    saved.write_text(json.dumps(seeded))
+            campaign_id = seeded["campaign_id"]
+            app = create_app(services=services, clock=clock, testing=True)
+            reviewer = Browser(app, "reviewer@bench.example", seeded["passwords"]["reviewer"])
+            manager = Browser(app, "manager@bench.example", seeded["passwords"]["manager"])
+            queue = f"/o/{org.id}/review/"
+            print(f"{db}: review queue (goal p95 < 100 ms)", flush=True)
+            for label, query in (
+                ("first page, oldest new", ""),
+                ("first page, lowest confidence", "?order=confidence"),
+                ("first page, random sample", "?order=random&state=reviewed"),
+                ("first page, one tag", "?tag=1001&state=reviewed"),
+                ("first page, Swedish low confidence", "?language=sv&band=low"),
+                ("first page, campaign and question", f"?campaign={campaign_id}&node=develop-open"),
+            ):
+                _report(label, _timed(lambda q=query: reviewer.get(queue + q), requests), 100)
+            path: str | None = queue
+            for _ in range(50):
+                assert path is not None
+                path = _next_link(reviewer.get(path).text)
+            if path is None:
+                raise SystemExit("the queue has fewer than 50 pages")
+            deep = path
+            _report("page 51 (keyset)", _timed(lambda: reviewer.get(deep), requests), 100)
+            first = re.search(rf'href="{re.escape(queue)}(\d+)', reviewer.get(queue).text)
+            assert first is not None, "no answer linked from the queue"
+            item = f"{queue}{first[1]}"
+            _report("one answer's page", _timed(lambda: reviewer.get(item), requests), 100)
+            _report(
+                "next answer (redirect)",
+                _timed(lambda: reviewer.get(f"{item}/next", status=302), requests),
+                100,
+            )
+            print(f"{db}: campaign report (goal < 1 s)", flush=True)
+            report = f"/o/{org.id}/campaigns/{campaign_id}/report"
+            _report(
+                "report page", _timed(lambda: manager.get(report), max(5, requests // 10)), 1000
+            )
+            print(f"{db}: exports (goal >= 50,000 rows/s, < 200 MB)", flush=True)
+            _csv_export(env, campaign_id, Path(tmp) / "export.csv")
+            start = time.perf_counter()
+            response = manager.client.get(
+                f"/o/{org.id}/campaigns/{campaign_id}/export/csv",
+                **manager.base, headers=manager.headers, buffered=False,
+            )  # fmt: skip
+            rows = sum(chunk.count(b"\n") for chunk in response.response) - 1
+            seconds = time.perf_counter() - start
+            print(
+                f"  CSV export (web route, streamed)            {rows:,} rows in {seconds:.1f} s"
+                f" = {rows / seconds:,.0f} rows/s",
+                flush=True,
+            )
+            services.close()
+        finally:
+            if server is not None:
+                server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--contacts", type=int, default=500_000)
+    parser.add_argument("--open", type=int, default=100_000, dest="open_answers")
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--keep", type=Path, help="SQLite: seed once into this folder, reuse")
+    args = parser.parse_args()
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    for db in ("sqlite", "postgresql") if args.db == "both" else (args.db,):
+        run(db, args.contacts, args.open_answers, args.requests, args.keep)
+
+
+if __name__ == "__main__":
+    main()
