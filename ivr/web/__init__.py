@@ -4,6 +4,7 @@ package registry and is served from ``static/`` (never a CDN)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from flask import Flask, Response, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from ivr.accounts.audit import Forbidden, NotFound
 from ivr.clock import Clock, system_clock
 from ivr.config import Settings
 from ivr.services import Services
@@ -73,20 +75,27 @@ def create_app(
         message = _("The form had expired or did not come from this site. Please try again.")
         return render_template("error.html", code=400, message=message), 400
 
-    for code, text in (
-        (403, lambda: _("You do not have permission to open this page.")),
-        (404, lambda: _("Page not found.")),
-        (413, lambda: _("The file is too large.")),
-        (429, lambda: _("Too many attempts. Please wait a moment and try again.")),
-    ):
-
-        def handler(error: Any, code: int = code, text: Any = text) -> Any:
-            return render_template("error.html", code=code, message=text()), code
-
-        app.register_error_handler(code, handler)
+    for code in ERROR_TEXTS:
+        app.register_error_handler(code, lambda error, code=code: _error_page(code))
+    # The services' refusals, from any view: another organisation's object (or none) is
+    # the 404 page, a role too low for the action the 403 page.
+    app.register_error_handler(NotFound, lambda error: _error_page(404))
+    app.register_error_handler(Forbidden, lambda error: _error_page(403))
 
     access.check_declared(app)
     return app
+
+
+ERROR_TEXTS: dict[int, Callable[[], str]] = {
+    403: lambda: _("You do not have permission to open this page."),
+    404: lambda: _("Page not found."),
+    413: lambda: _("The file is too large."),
+    429: lambda: _("Too many attempts. Please wait a moment and try again."),
+}
+
+
+def _error_page(code: int) -> Any:
+    return render_template("error.html", code=code, message=ERROR_TEXTS[code]()), code
 
 
 def _register_feature_blueprints(app: Flask) -> None:

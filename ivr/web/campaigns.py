@@ -22,7 +22,6 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from ivr.accounts.audit import Forbidden, NotFound
 from ivr.campaigns.admin import CampaignAdmin
 from ivr.campaigns.errors import CampaignAdminError, CampaignInvalid
 from ivr.store.org_models import Role
@@ -52,18 +51,6 @@ def campaign_outcome_name(outcome: str) -> str:
 
 def admin() -> CampaignAdmin:
     return services().campaigns
-
-
-@bp.errorhandler(NotFound)
-def _not_found(error: NotFound) -> Any:
-    """Another organisation's campaign (or none): the app's 404 page."""
-    return render_template("error.html", code=404, message=_("Page not found.")), 404
-
-
-@bp.errorhandler(Forbidden)
-def _forbidden(error: Forbidden) -> Any:
-    message = _("You do not have permission to open this page.")
-    return render_template("error.html", code=403, message=message), 403
 
 
 def can_change() -> bool:

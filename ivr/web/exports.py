@@ -20,9 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import Blueprint, Response, render_template, request
-from flask_babel import gettext as _
 
-from ivr.accounts.audit import Forbidden, NotFound
 from ivr.exports.service import Exports, Target
 from ivr.store.org_models import Role
 from ivr.web.access import actor, requires, services
@@ -41,17 +39,6 @@ READ_CHUNK = 64 * 1024
 
 def _exports() -> Exports:
     return services().exports
-
-
-@bp.errorhandler(NotFound)
-def _not_found(error: NotFound) -> Any:
-    return render_template("error.html", code=404, message=_("Page not found.")), 404
-
-
-@bp.errorhandler(Forbidden)
-def _forbidden(error: Forbidden) -> Any:
-    message = _("You do not have permission to open this page.")
-    return render_template("error.html", code=403, message=message), 403
 
 
 def ascii_name(name: str) -> str:

@@ -16,7 +16,6 @@ from flask import Blueprint, flash, make_response, redirect, render_template, re
 from flask_babel import force_locale, format_date, format_decimal
 from flask_babel import gettext as _
 
-from ivr.accounts.audit import Forbidden, NotFound
 from ivr.campaigns import public_info
 from ivr.campaigns.errors import INVALID_NUMBER, REQUIRED, TOO_LONG, FieldProblem
 from ivr.campaigns.public_info import LANGUAGES, PublicInfoInvalid
@@ -32,17 +31,6 @@ CACHE_SECONDS: Final = 300  # a changed page reaches visitors within five minute
 def pages() -> PublicPages:
     shared = services()
     return PublicPages(shared.factory, shared.clock)
-
-
-@bp.errorhandler(NotFound)
-def _not_found(error: NotFound) -> Any:
-    return render_template("error.html", code=404, message=_("Page not found.")), 404
-
-
-@bp.errorhandler(Forbidden)
-def _forbidden(error: Forbidden) -> Any:
-    message = _("You do not have permission to open this page.")
-    return render_template("error.html", code=403, message=message), 403
 
 
 @bp.app_template_filter("euro_price")

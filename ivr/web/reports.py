@@ -8,9 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, render_template
-from flask_babel import gettext as _
 
-from ivr.accounts.audit import Forbidden, NotFound
 from ivr.store.org_models import Role
 from ivr.web import report_texts
 from ivr.web.access import actor, requires, services
@@ -22,17 +20,6 @@ bp = Blueprint("reports", __name__, url_prefix="/o/<org_id>")
 for _name in ("percent", "points", "money", "disposition_name", "rate_name"):
     bp.add_app_template_global(getattr(report_texts, _name), _name)
 bp.add_app_template_filter(report_texts.dimension_name, "dimension_name")
-
-
-@bp.errorhandler(NotFound)
-def _not_found(error: NotFound) -> Any:
-    return render_template("error.html", code=404, message=_("Page not found.")), 404
-
-
-@bp.errorhandler(Forbidden)
-def _forbidden(error: Forbidden) -> Any:
-    message = _("You do not have permission to open this page.")
-    return render_template("error.html", code=403, message=message), 403
 
 
 @bp.route("/campaigns/<campaign_id>/report")

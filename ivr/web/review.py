@@ -22,7 +22,6 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from ivr.accounts.audit import Forbidden, NotFound
 from ivr.review import audio
 from ivr.review.service import ReviewService
 from ivr.review.tags import TagView
@@ -36,17 +35,6 @@ bp = Blueprint("review", __name__, url_prefix="/o/<org_id>/review")
 
 def review() -> ReviewService:
     return services().review
-
-
-@bp.errorhandler(NotFound)
-def _not_found(error: NotFound) -> Any:
-    return render_template("error.html", code=404, message=_("Page not found.")), 404
-
-
-@bp.errorhandler(Forbidden)
-def _forbidden(error: Forbidden) -> Any:
-    message = _("You do not have permission to open this page.")
-    return render_template("error.html", code=403, message=message), 403
 
 
 def state_names() -> dict[str, str]:

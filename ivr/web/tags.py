@@ -9,7 +9,6 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from ivr.accounts.audit import Forbidden, NotFound
 from ivr.review.service import ReviewService
 from ivr.review.tags import TagInvalid, parse_key
 from ivr.store.org_models import Role
@@ -20,17 +19,6 @@ bp = Blueprint("tags", __name__, url_prefix="/o/<org_id>/tags")
 
 def review() -> ReviewService:
     return services().review
-
-
-@bp.errorhandler(NotFound)
-def _not_found(error: NotFound) -> Any:
-    return render_template("error.html", code=404, message=_("Page not found.")), 404
-
-
-@bp.errorhandler(Forbidden)
-def _forbidden(error: Forbidden) -> Any:
-    message = _("You do not have permission to open this page.")
-    return render_template("error.html", code=403, message=message), 403
 
 
 def labels() -> dict[str, str]:

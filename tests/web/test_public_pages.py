@@ -113,7 +113,7 @@ def test_published_edited_read_by_anyone_and_withdrawn(
     flow = parse_flow(FLOW_YAML)
     asked = questions(flow)
     assert asked and all(q.text["fi"] in page and q.text["sv"] in page for q in asked)
-    assert "press 0" in page  # the flow's opt-out key
+    assert "Paina puhelun aikana 0." in page  # the flow's opt-out key, in Finnish
     assert FORM["contact"] in page and FORM["controller"] in page
     assert "Tietoja säilytetään vuoden." in page and "<script" not in page
     for secret in _resident_data(seeded, services):

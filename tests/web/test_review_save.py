@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from flask.testing import FlaskClient
 
 from ivr.review.words import QueueFilter
 from ivr.services import Services
@@ -20,7 +19,8 @@ from ivr.store.models import TranscriptRow
 from ivr.store.org_models import AuditEntry
 from ivr.store.work_models import TranscriptEdit, TranscriptTag
 from tests.support.results import Seeded, seed_results
-from tests.web.conftest import BASE_URL, Person, Users, login, post, unique
+from tests.web.campaign_support import browser
+from tests.web.conftest import BASE_URL, Users, post, unique
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +39,11 @@ def tag_ids(services: Services, users: Users) -> dict[str, int]:
     return {"traffic": made[0].id, "services": made[1].id}
 
 
-def _client(app: Flask, who: Person) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base.update({"HTTP_REFERER": f"{BASE_URL}/", "wsgi.url_scheme": "https"})
-    assert login(client, who.email, who.password).status_code == 302
-    return client
-
-
 def test_save_and_next_stores_the_correction_beside_the_machine_text(
     web_app: Flask, services: Services, users: Users, seeded: Seeded, tag_ids: dict[str, int]
 ) -> None:
     reviewer = users.a.reviewer
-    client = _client(web_app, reviewer)
+    client = browser(web_app, reviewer)
     first, second = seeded.transcript_ids[:2]
     with services.factory() as s:
         machine = s.get(TranscriptRow, first).machine_text  # type: ignore[union-attr]
@@ -113,7 +106,7 @@ def test_an_unchanged_text_is_no_correction_and_a_second_look_is_a_state(
     web_app: Flask, services: Services, users: Users, seeded: Seeded
 ) -> None:
     reviewer = users.a.reviewer
-    client = _client(web_app, reviewer)
+    client = browser(web_app, reviewer)
     target = seeded.transcript_ids[2]
     with services.factory() as s:
         machine = s.get(TranscriptRow, target).machine_text  # type: ignore[union-attr]
@@ -159,7 +152,7 @@ def test_another_organisations_reviewer_gets_404_and_changes_nothing(
 ) -> None:
     target = seeded.transcript_ids[3]
     a_org, b = users.a.reviewer.org_id, users.b.reviewer
-    client = _client(web_app, b)
+    client = browser(web_app, b)
     for org in (a_org, b.org_id):
         assert client.get(f"/o/{org}/review/{target}", base_url=BASE_URL).status_code == 404
         assert client.get(f"/o/{org}/review/{target}/next", base_url=BASE_URL).status_code == 404
@@ -169,7 +162,7 @@ def test_another_organisations_reviewer_gets_404_and_changes_nothing(
         assert response.status_code == 404
     # A's own reviewer cannot give another organisation's tag (B's tag id): 404, no change.
     b_tag = services.review.add_tag(users.b.manager.actor(), unique("Beta"), None)
-    own = _client(web_app, users.a.reviewer)
+    own = browser(web_app, users.a.reviewer)
     response = post(
         own,
         f"/o/{a_org}/review/{target}",
@@ -186,7 +179,7 @@ def test_the_last_answer_of_a_queue_leads_back_to_the_queue(
 ) -> None:
     one = seed_results(services, users.a.manager.actor(), tmp_path, count=1, name=unique("Yksi"))
     reviewer = users.a.reviewer
-    client = _client(web_app, reviewer)
+    client = browser(web_app, reviewer)
     [only] = one.transcript_ids
     response = post(
         client,

@@ -9,19 +9,12 @@ import re
 
 import sqlalchemy as sa
 from flask import Flask
-from flask.testing import FlaskClient
 
 from ivr.services import Services
 from ivr.store.org_models import AuditEntry
 from ivr.store.work_models import Tag
-from tests.web.conftest import BASE_URL, Person, Users, login, post, unique
-
-
-def _client(app: Flask, who: Person) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base.update({"HTTP_REFERER": f"{BASE_URL}/", "wsgi.url_scheme": "https"})
-    assert login(client, who.email, who.password).status_code == 302
-    return client
+from tests.web.campaign_support import browser
+from tests.web.conftest import BASE_URL, Users, post, unique
 
 
 def _tag(services: Services, org_id: str, name: str) -> Tag | None:
@@ -33,7 +26,7 @@ def test_a_manager_adds_renames_and_deletes_a_tag(
     web_app: Flask, services: Services, users: Users
 ) -> None:
     manager = users.b.manager  # organisation B: the other modules tag in A
-    client = _client(web_app, manager)
+    client = browser(web_app, manager)
     base = f"/o/{manager.org_id}/tags/"
     name = unique("Liikenne")
     response = post(client, base, {"name": f"  {name} ", "key": "4"})
@@ -77,10 +70,10 @@ def test_reviewers_may_not_and_another_organisation_gets_404(
     web_app: Flask, services: Services, users: Users
 ) -> None:
     tag = services.review.add_tag(users.a.manager.actor(), unique("Alfa"), None)
-    reviewer = _client(web_app, users.a.reviewer)
+    reviewer = browser(web_app, users.a.reviewer)
     assert reviewer.get(f"/o/{users.a.reviewer.org_id}/tags/", base_url=BASE_URL).status_code == 403
     assert post(reviewer, f"/o/{users.a.reviewer.org_id}/tags/", {"name": "x"}).status_code == 403
-    b = _client(web_app, users.b.admin)
+    b = browser(web_app, users.b.admin)
     for org in (users.a.admin.org_id, users.b.admin.org_id):
         assert b.get(f"/o/{org}/tags/{tag.id}", base_url=BASE_URL).status_code == 404
         assert post(b, f"/o/{org}/tags/{tag.id}/delete", {}).status_code == 404
