@@ -13,7 +13,8 @@ the template) as a reviewer and a manager:
   lowest confidence, a random sample, filtered by a tag and by language + confidence band,
   a page 50 pages deep (keyset), one answer's page and "next" — goal p95 under 100 ms;
 - the campaign report page (funnel, AAPOR rates, questions, weights, cost) — goal under
-  1 s;
+  1 s: its first view (which counts the whole campaign and caches the counts, keyed by a
+  fingerprint of the campaign's data) and the views after it;
 - the full CSV export (one row per contact) through `ivr report --format csv` in a child
   process: rows per second and the child's peak memory (ru_maxrss) — goal at least
   50,000 rows/s under 200 MB; the same through the web route (streamed) for its rows/s.
@@ -208,8 +209,17 @@ def run(db: str, contacts: int, open_answers: int, requests: int, keep: Path | N
             )
             print(f"{db}: campaign report (goal < 1 s)", flush=True)
             report = f"/o/{org.id}/campaigns/{campaign_id}/report"
+            start = time.perf_counter()
+            manager.get(report)  # the first view counts the campaign and fills the cache
+            print(
+                f"  report page, first view (counts, fills the cache) "
+                f"{(time.perf_counter() - start) * 1000:9.1f} ms",
+                flush=True,
+            )
             _report(
-                "report page", _timed(lambda: manager.get(report), max(5, requests // 10)), 1000
+                "report page (cached counts)",
+                _timed(lambda: manager.get(report), max(5, requests // 10)),
+                1000,
             )
             print(f"{db}: exports (goal >= 50,000 rows/s, < 200 MB)", flush=True)
             _csv_export(env, campaign_id, Path(tmp) / "export.csv")

@@ -58,6 +58,19 @@ CAMPAIGN = "demo-survey"
 ORG = "Demo municipality"
 TIMEZONE = "Europe/Helsinki"
 LOGINS = (("manager", "manager@example.com"), ("reviewer", "reviewer@example.com"))
+# The AAPOR final disposition of a resident whose one attempt ended so (ivr/campaigns/aapor.py).
+DISPOSITION = {
+    "completed": "1.1",
+    "partial": "1.2",
+    "opted_out": "2.10",
+    "declined": "2.11",
+    "busy": "3.12",
+    "no_answer": "3.13",
+    "unallocated": "4.31",
+    "failed": "3.90",
+}
+# The themes the reviewer tags the open answers with (keys 1-4 in the review queue).
+TAGS = ("Transport", "Services", "Environment", "Housing")
 # Settings the demo never takes from the environment: they could point it at a user's data,
 # database or job queue, or at a real SIP trunk (the demo's numbers must loop back).
 NOT_FROM_ENVIRONMENT = (
@@ -92,6 +105,7 @@ class Features:
     web: bool
     accounts: bool
     campaign_org: frozenset[str]  # the `ivr campaign` commands that take --org
+    tags: bool = False  # `ivr tag add` (the review queue's themes)
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -117,6 +131,7 @@ def cli_features() -> Features:
         web="web" in commands,
         accounts="org" in commands and "user" in commands,
         campaign_org=with_org,
+        tags="tag" in commands,
     )
 
 
@@ -143,6 +158,7 @@ class Demo:
     logins: list[tuple[str, str, str]] = field(default_factory=list)  # role, email, password
     web_url: str = ""
     web_note: str = ""
+    org_id: str = ""
     started: float = field(default_factory=time.monotonic)
     pbx: Any = None  # the PbxController once Asterisk runs
     features: Features = field(default_factory=lambda: Features(False, False, frozenset()))
@@ -538,6 +554,11 @@ class Demo:
             # The survey joins the organisation's flows: the manager sees it under Call
             # flows, can listen to its prompts and upload a recording for one.
             first.append(["flow", "add", str(flow), "--org", ORG, "--json"])
+            if self.features.tags:
+                first += [
+                    ["tag", "add", name, "--org", ORG, "--key", str(key), "--json"]
+                    for key, name in enumerate(TAGS, start=1)
+                ]
         else:
             self.out("accounts not available in this build (no `ivr org` / `ivr user`)")
         for args, stdout in self._batch(first) if first else ():
@@ -582,6 +603,7 @@ class Demo:
         what = args[:2]
         if what == ["org", "add"]:
             org = self._json(args, stdout)
+            self.org_id = str(org.get("id", ""))
             self.out(f"{self._elapsed()}  organisation {org.get('name', ORG)!r} created")
         elif what == ["user", "add"]:
             user = self._json(args, stdout)
@@ -591,6 +613,9 @@ class Demo:
         elif what == ["flow", "add"]:
             added = self._json(args, stdout)
             self.out(f"{self._elapsed()}  flow {added.get('flow')} added to the organisation")
+        elif what == ["tag", "add"]:
+            tag = self._json(args, stdout)
+            self.out(f"{self._elapsed()}  tag {tag.get('name')!r} (key {tag.get('key')}) added")
 
     def _print_logins(self) -> None:
         if self.web_url:
@@ -599,6 +624,14 @@ class Demo:
             self.out(self.web_note)
         for role, email, password in self.logins:
             self.out(f"  {role:9} {email}  password {password}")
+        if self.web_url and self.org_id and self.features.tags:
+            base = f"{self.web_url.rstrip('/')}/o/{self.org_id}"
+            self.out(
+                "  review the open answers (reviewer; the keys are listed on each answer): "
+                f"{base}/review/"
+            )
+            self.out(f"  callback requests (reviewer): {base}/callbacks/")
+            self.out(f"  the campaign's report and its downloads (manager): {base}/campaigns/")
 
     def _say_models(self, model: str | None) -> None:
         if model:
@@ -674,6 +707,9 @@ class Demo:
         if got != expected:
             problems.append(f"outcomes {got}, expected {expected}")
 
+        if self.features.tags and self.features.accounts:  # this build has the report
+            problems += self._check_report(expected)
+
         self.out("")
         self.out("== open answers")
         for language in ("en", "fi", "sv"):
@@ -709,6 +745,36 @@ class Demo:
         if not problems:
             self.out(f"demo: OK in {self._elapsed().strip()}: every outcome as expected")
         return not problems
+
+    def _check_report(self, expected: dict[str, int]) -> list[str]:
+        """The campaign's ready report (`ivr report --format json`) against what the
+        residents did: every contact's AAPOR disposition and the funnel."""
+        args = ["report", CAMPAIGN, "--org", ORG, "--format", "json"]
+        stdout = self._ivr(*args)
+        try:
+            report = json.loads(stdout)  # pretty-printed: the whole output is one object
+        except ValueError:
+            raise DemoFailure(f"`ivr {' '.join(args)}` printed no JSON: {stdout[:500]!r}") from None
+        funnel = report["funnel"]
+        codes = {d["code"]: d["contacts"] for d in report["aapor"]["dispositions"]}
+        rates = {r["key"]: r["value"] for r in report["aapor"]["rates"]}
+        self.out("")
+        self.out(f"== the report (`ivr report {CAMPAIGN} --format json`)")
+        self.out(
+            f"  {funnel['contacts']} contacts, {funnel['attempted']} called, "
+            f"{funnel['answered']} answered, {funnel['completed']} completed; "
+            + ", ".join(
+                f"{key.upper()} {value:.1%}" for key, value in rates.items() if value is not None
+            )
+        )
+        wanted = {DISPOSITION[o]: n for o, n in expected.items()}
+        got = {code: n for code, n in codes.items() if n}
+        problems = []
+        if got != wanted:
+            problems.append(f"AAPOR dispositions {got}, expected {wanted}")
+        if funnel["contacts"] != sum(expected.values()):
+            problems.append(f"the report counts {funnel['contacts']} contacts")
+        return problems
 
     def _serve(self) -> None:
         """Keep everything running for softphones and the web UI until a signal."""

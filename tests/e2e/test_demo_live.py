@@ -119,6 +119,13 @@ def test_demo_once_runs_the_campaign_to_its_end_and_leaves_nothing(tmp_path: Pat
         assert re.search(r"staff web UI: http://127\.0\.0\.1:\d+/", result.stdout)
         assert re.search(r"manager\s+\S+@\S+\s+password \S{8,}", result.stdout)
         assert re.search(r"reviewer\s+\S+@\S+\s+password \S{8,}", result.stdout)
+        # The ready report (`ivr report --format json`) agrees with the residents (the
+        # demo itself compares every AAPOR disposition and says FAILED otherwise).
+        assert "== the report" in result.stdout
+        assert re.search(rf"{contacts} contacts, {contacts} called, {answered} answered, "
+                         rf"{expected['completed']} completed; RR1 ", result.stdout)  # fmt: skip
+        assert re.search(r"review the open answers .*: http://127\.0\.0\.1:\d+/o/[0-9a-f-]+"
+                         r"/review/", result.stdout)  # fmt: skip
     for log in ("telephony.log", "worker.log"):
         assert (data_dir / "logs" / log).stat().st_size > 0
 
