@@ -98,10 +98,11 @@ class Question:
             labels.setdefault(value, label)  # the first option of a value, as listed
         return labels
 
-    @property
-    def width(self) -> int:
-        """How many columns the question has in the wide layout."""
-        return len(OPEN_PARTS) if self.kind == "open" else 1
+    # how many columns the question has in the wide layout
+    width: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "width", len(OPEN_PARTS) if self.kind == "open" else 1)
 
     def label(self, value: str) -> str:
         """The option's label for a stored value (the value itself when it is no option)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -43,6 +44,17 @@ def _text(cell: Cell) -> str | int | float:
     return cell
 
 
+def _risky(delimiter: str) -> re.Pattern[str]:
+    """Where a written chunk may hold a field that :func:`safe` would change: a field
+    (after a line start or ``delimiter``) starting with a formula character, quoted or not,
+    other than an unquoted phone number. It may find more (a negative number, a line of a
+    multi-line text), never less."""
+    d = re.escape(delimiter)
+    return re.compile(
+        rf'(?:^|{d})(?:"[=+\-@\t\r]|[=\-@\t\r]|\+(?![0-9]+(?:{d}|\r|$)))', re.MULTILINE
+    )
+
+
 def chunks(
     header: Sequence[str],
     rows: Iterable[Sequence[Cell]],
@@ -51,19 +63,35 @@ def chunks(
     rows_per_chunk: int = ROWS_PER_CHUNK,
 ) -> Iterator[bytes]:
     """The CSV file as UTF-8 chunks of ``rows_per_chunk`` rows (the first holds the BOM
-    and the header)."""
+    and the header).
+
+    Written a chunk at a time as the rows are (the writer writes None as an empty field
+    and a float as its repr: :func:`_text`'s rule); only a chunk in which a field may need
+    :func:`safe` is written again cell by cell (rare: a call per cell is most of the
+    writing's time)."""
     if delimiter not in DELIMITERS:
         raise ValueError(f"delimiter {delimiter!r}: use one of {' '.join(DELIMITERS)}")
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
-    buffer.write(BOM)
+    risky = _risky(delimiter)
     writer.writerow(header)
-    for count, row in enumerate(rows, start=1):
-        writer.writerow([_text(safe(cell)) for cell in row])
-        if count % rows_per_chunk == 0:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
-    tail = buffer.getvalue()
-    if tail:
-        yield tail.encode("utf-8")
+    head = BOM + _take(buffer)
+    source = iter(rows)
+    while batch := list(itertools.islice(source, rows_per_chunk)):
+        writer.writerows(batch)
+        text = _take(buffer)
+        if risky.search(text):
+            writer.writerows([[safe(cell) for cell in row] for row in batch])
+            text = _take(buffer)
+        yield (head + text).encode("utf-8")
+        head = ""
+    if head:
+        yield head.encode("utf-8")
+
+
+def _take(buffer: io.StringIO) -> str:
+    """What ``buffer`` holds, emptying it."""
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text

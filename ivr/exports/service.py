@@ -143,7 +143,7 @@ class Exports:
         consumed)."""
         by_node = {q.node_id: q for q in target.questions}
         cell_weights = {} if long else weights(self.factory, target.campaign_id, self.clock)
-        with self._reading() as s:
+        with self._reading() as s, reads.fewer_collections():
             for record in reads.contacts(s, target.campaign_id, times=long):
                 if long:
                     yield from columns.long_rows(record, by_node)

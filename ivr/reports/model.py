@@ -198,9 +198,7 @@ class CampaignReport:
     as_of: datetime | None = field(default=None, compare=False)
     # (language, age_group, area) -> the raking weight of every respondent of that cell
     # (what the exports write per respondent; left out of ``to_dict``)
-    cell_weights: Mapping[tuple[str, str, str], float] = field(
-        default_factory=dict, compare=False
-    )
+    cell_weights: Mapping[tuple[str, str, str], float] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The report's numbers as JSON-ready data (per-contact weights left out: the

@@ -109,3 +109,29 @@ def test_dataset_zip_streams_manifest_and_audio(tmp_path: Path) -> None:
     folder = tmp_path / "out"
     assert dataset.write_folder(folder, clips, "Kysely", {}) == 1
     assert (folder / "audio" / "7.wav").read_bytes() == wav.read_bytes()
+
+
+def test_csv_guards_a_formula_wherever_it_is_in_a_chunk() -> None:
+    """Rows are written a chunk at a time and a chunk is written again cell by cell
+    only when a field may need the guard: the guard must hold in either path."""
+    rows = [["plain", 1, "+358401234567"]] * 4 + [["ok", "-x", "+5;x"]] + [["a\n=b", 2, None]]
+    for delimiter in (";", ","):
+        text = b"".join(csv_out.chunks(["a", "b", "c"], rows, delimiter=delimiter)).decode()
+        back = list(csv.reader(io.StringIO(text.removeprefix("\ufeff")), delimiter=delimiter))
+        assert back[1] == ["plain", "1", "+358401234567"]
+        assert back[5] == ["ok", "'-x", "'+5;x"]
+        assert back[6] == ["a\n=b", "2", ""]  # "=" inside a text: no formula
+
+
+def test_xlsx_text_keeps_spaces_and_control_characters(tmp_path: Path) -> None:
+    path = tmp_path / "t.xlsx"
+    rows = [[" lead", "a\x01b", "x & <y>", "_x0041_", 1e20, float("nan")]]
+    with path.open("wb") as out:
+        xlsx_out.write(out, "S", ["a", "b", "c", "d", "e", "f"], rows)
+    sheet = openpyxl.load_workbook(path)["S"]
+    # A character XML cannot hold is Excel's _xHHHH_ escape (Excel reads it back as the
+    # character; openpyxl shows the escape), and a text that looks like one is escaped.
+    assert [c.value for c in sheet[2]] == [
+        " lead", "a_x0001_b", "x & <y>", "_x005F_x0041_", 1e20, None,
+    ]  # fmt: skip
+    assert sheet["A1"].font.b and sheet.freeze_panes == "A2"
