@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import string
 
@@ -12,9 +13,15 @@ _HASHER = PasswordHasher()  # argon2id with the library's current recommended pa
 # Letters and digits that cannot be mistaken for one another when read aloud or copied.
 _ALPHABET = "".join(c for c in string.ascii_letters + string.digits if c not in "Il1O0o")
 MIN_LENGTH = 12
-# A fixed hash to verify against when the account does not exist, so that a login for an
-# unknown e-mail takes as long as one with a wrong password (no account enumeration).
-_DUMMY = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy() -> str:
+    """A fixed hash to verify against when the account does not exist, so that a login for
+    an unknown e-mail takes as long as one with a wrong password (no account enumeration).
+    Made on first use: hashing costs argon2's 64 MiB and ~0.1 s, which every `ivr` command
+    paid at import."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 def generate_password(length: int = 20) -> str:
@@ -28,7 +35,7 @@ def hash_password(password: str) -> str:
 def verify_password(stored: str | None, password: str) -> bool:
     """True if ``password`` matches ``stored`` (None: an unknown account; always False)."""
     try:
-        return _HASHER.verify(stored or _DUMMY, password) and stored is not None
+        return _HASHER.verify(stored or _dummy(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 

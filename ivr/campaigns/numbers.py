@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 import phonenumbers as pn
-from phonenumbers import PhoneNumberType, geocoder
+from phonenumbers import PhoneNumberType
 
 __all__ = ["NumberError", "caller_id_warnings", "normalise"]
 
@@ -181,6 +181,10 @@ def _regions(country_code: int) -> list[str]:
 
 def _countries(country_code: int) -> str:
     """'Russia/Kazakhstan' for 7, 'Finland/Åland Islands' for 358."""
+    # Imported here: the geocoder's data is ~100 MB in memory and takes 0.3 s to load,
+    # which every `ivr` command and web worker paid at start for this rare warning.
+    from phonenumbers import geocoder
+
     names: list[str] = []
     for region in _regions(country_code):
         example = pn.example_number(region)

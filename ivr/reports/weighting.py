@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]
-import weightipy  # type: ignore[import-untyped]
 
 from ivr.reports.model import Dimension, Note, Representativeness, Share, WeightsSummary
 from ivr.reports.queries import Cell
@@ -145,6 +143,11 @@ def _rake(
     respondents: Mapping[Cell, int], targets: dict[str, dict[str, float]]
 ) -> dict[Cell, float]:
     """weightipy's raking over one row per respondent; the weight of each cell."""
+    # Imported here (pandas and weightipy are ~50 MB and 0.3 s): a page or command that
+    # weights nothing does not load them.
+    import pandas as pd  # type: ignore[import-untyped]
+    import weightipy  # type: ignore[import-untyped]
+
     cells = [cell for cell, n in respondents.items() if n > 0]
     axes = [DIMENSIONS.index(name) for name in targets]
     # Values as codes: weightipy's frames and queries need plain column values.

@@ -46,8 +46,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pyloudnorm  # type: ignore[import-untyped]
-from scipy import ndimage, signal  # type: ignore[import-untyped]
 
 from ivr.clock import system_clock
 from ivr.config import PromptSettings
@@ -387,6 +385,11 @@ def loudness(samples: AnySamples, rate: int) -> float:
         repeats = -(-block // len(samples))
         reps = (repeats,) if samples.ndim == 1 else (repeats, 1)
         samples = np.tile(samples, reps)[:block]
+    # Imported here, as scipy below: pyloudnorm and scipy.signal take ~0.7 s to import,
+    # which every web worker and `ivr` command paid at start though only an uploaded
+    # recording is measured and converted.
+    import pyloudnorm  # type: ignore[import-untyped]
+
     value = float(pyloudnorm.Meter(rate).integrated_loudness(samples))
     return value if math.isfinite(value) else -math.inf
 
@@ -400,6 +403,8 @@ def to_mono_8k(samples: AnySamples, rate: int) -> Samples:
     mono = samples.mean(axis=1) if samples.ndim == 2 else samples
     if rate != RATE:
         common = math.gcd(RATE, rate)
+        from scipy import signal  # type: ignore[import-untyped]  # (see loudness)
+
         mono = signal.resample_poly(mono, RATE // common, rate // common)
     return np.asarray(mono, dtype=np.float64)
 
@@ -438,6 +443,8 @@ def limit(samples: Samples, ceiling: float, rate: int = RATE) -> tuple[Samples, 
         return samples, 0.0
     need = np.minimum(1.0, ceiling / np.maximum(magnitude, 1e-12))
     width = 2 * max(1, int(rate * LIMITER_HALF_WINDOW_SECONDS)) + 1
+    from scipy import ndimage  # (see loudness)
+
     gain = ndimage.minimum_filter1d(need, size=width, mode="nearest")
     gain = ndimage.uniform_filter1d(gain, size=width, mode="nearest")
     gain = np.minimum(gain, need)  # the filters' own rounding
