@@ -47,11 +47,12 @@ def _text(cell: Cell) -> str | int | float:
 def _risky(delimiter: str) -> re.Pattern[str]:
     """Where a written chunk may hold a field that :func:`safe` would change: a field
     (after a line start or ``delimiter``) starting with a formula character, quoted or not,
-    other than an unquoted phone number. It may find more (a negative number, a line of a
-    multi-line text), never less."""
+    other than an unquoted phone number. An unquoted ``\r`` is the line's end, never a
+    field's start (the writer quotes a field holding one). It may find more (a negative
+    number, a line of a multi-line text), never less."""
     d = re.escape(delimiter)
     return re.compile(
-        rf'(?:^|{d})(?:"[=+\-@\t\r]|[=\-@\t\r]|\+(?![0-9]+(?:{d}|\r|$)))', re.MULTILINE
+        rf'(?:^|{d})(?:"[=+\-@\t\r]|[=\-@\t]|\+(?![0-9]+(?:{d}|\r|$)))', re.MULTILINE
     )
 
 
