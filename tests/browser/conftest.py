@@ -10,11 +10,16 @@ calls, and a later test of another package calling ``asyncio.run`` would be refu
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from ivr.bootstrap import init
+from ivr.clock import MovableClock
+from ivr.config import load_settings
+from ivr.services import Services
 from tests.browser.journey import AXE, Journey
 from tests.support.web import Staff, WebInstance, web_instance
 
@@ -74,6 +79,21 @@ def staff(site: WebInstance) -> Staff:
     on a loaded machine, so the journeys share them and name what they make uniquely."""
     org = site.add_org("Suonenjoki")
     return site.add_user("paakayttaja@suonenjoki.fi", org, "admin")
+
+
+@pytest.fixture()
+def services(site: WebInstance) -> Iterator[Services]:
+    """The services over the served instance's database, for seeding results
+    (tests/support/results.py) through them; their clock starts three hours back, since the
+    seed moves it on and its calls should lie in the past."""
+    clock = MovableClock()
+    clock.advance(-timedelta(hours=3))
+    instance, _ = init(load_settings(environ=site.env), clock=clock)
+    made = instance.services()
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 def open_context(browser: Browser, locale: str = "en-GB") -> BrowserContext:

@@ -6,18 +6,12 @@ resolved with its answer and its history. axe-core checks the list and the reque
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
 from ivr.accounts.audit import Actor
-from ivr.bootstrap import init
-from ivr.clock import MovableClock
-from ivr.config import load_settings
 from ivr.services import Services
 from ivr.store.models import CallbackRequest, CallbackStatus
 from ivr.store.org_models import AuditEntry, Role
@@ -25,19 +19,6 @@ from ivr.store.work_models import CallbackNote
 from tests.browser.journey import Journey, log_in
 from tests.support.results import Seeded, seed_results
 from tests.support.web import Staff, WebInstance
-
-
-@pytest.fixture()
-def services(site: WebInstance) -> Iterator[Services]:
-    """The services over the served instance's database (the seed writes through them)."""
-    clock = MovableClock()
-    clock.advance(-timedelta(hours=3))  # the seed moves it on: its calls lie in the past
-    instance, _ = init(load_settings(environ=site.env), clock=clock)
-    made = instance.services()
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 def _seed(services: Services, staff: Staff, tmp_path: Path) -> Seeded:

@@ -7,37 +7,18 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import openpyxl
 import pyreadstat
-import pytest
 from playwright.sync_api import Page, expect
 
 from ivr.accounts.audit import Actor
-from ivr.bootstrap import init
-from ivr.clock import MovableClock
-from ivr.config import load_settings
 from ivr.services import Services
 from ivr.store.org_models import Role
 from tests.browser.journey import Journey, log_in
 from tests.support.results import seed_results
 from tests.support.web import Staff, WebInstance
-
-
-@pytest.fixture()
-def services(site: WebInstance) -> Iterator[Services]:
-    """The services over the served instance's database (the seed writes through them)."""
-    clock = MovableClock()
-    clock.advance(-timedelta(hours=3))  # the seed moves it on: its calls lie in the past
-    instance, _ = init(load_settings(environ=site.env), clock=clock)
-    made = instance.services()
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 def test_the_report_and_its_downloads_agree_with_the_residents(
