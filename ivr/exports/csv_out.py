@@ -51,9 +51,7 @@ def _risky(delimiter: str) -> re.Pattern[str]:
     field's start (the writer quotes a field holding one). It may find more (a negative
     number, a line of a multi-line text), never less."""
     d = re.escape(delimiter)
-    return re.compile(
-        rf'(?:^|{d})(?:"[=+\-@\t\r]|[=\-@\t]|\+(?![0-9]+(?:{d}|\r|$)))', re.MULTILINE
-    )
+    return re.compile(rf'(?:^|{d})(?:"[=+\-@\t\r]|[=\-@\t]|\+(?![0-9]+(?:{d}|\r|$)))', re.MULTILINE)
 
 
 def chunks(
