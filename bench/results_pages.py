@@ -15,6 +15,8 @@ the template) as a reviewer and a manager:
 - the campaign report page (funnel, AAPOR rates, questions, weights, cost) — goal under
   1 s: its first view (which counts the whole campaign and caches the counts, keyed by a
   fingerprint of the campaign's data) and the views after it;
+- the REST API's list endpoints (answers, transcripts, calls, contacts) with a read token:
+  a first page of 100 and page 51 by cursor — goal p95 under 100 ms;
 - the full CSV export (one row per contact) through `ivr report --format csv` in a child
   process: rows per second and the child's peak memory (ru_maxrss) — goal at least
   50,000 rows/s under 200 MB; the same through the web route (streamed) for its rows/s.
@@ -132,6 +134,35 @@ def _csv_export(env: dict[str, str], campaign_id: str, out: Path) -> dict[str, f
     return figures
 
 
+def _api_lists(app: Any, services: Any, org_id: str, campaign_id: str, requests: int) -> None:
+    """The REST API's list endpoints with a read token: a first page and a page deep in
+    the list (50 pages of 100 in, by its cursor)."""
+    from ivr.api.tokens import ApiTokens
+
+    made = ApiTokens(services.factory, services.clock).create(Actor.cli(org_id), "bench", "read")
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {made.secret}"}
+
+    def get(path: str) -> Any:
+        response = client.get(path, base_url="https://localhost", headers=headers)
+        if response.status_code != 200:
+            raise SystemExit(f"{path}: HTTP {response.status_code}: {response.text[:300]}")
+        return response.get_json()
+
+    for label, path in (
+        ("answers of the campaign", f"/api/v1/campaigns/{campaign_id}/answers?limit=100"),
+        ("transcripts", "/api/v1/transcripts?limit=100"),
+        ("calls", "/api/v1/calls?limit=100"),
+        ("contacts", f"/api/v1/campaigns/{campaign_id}/contacts?limit=100"),
+    ):
+        _report(f"{label}, first page", _timed(lambda p=path: get(p), requests), 100)
+        deep = path
+        for _ in range(50):
+            cursor = get(deep)["next_cursor"]
+            deep = f"{path}&starting_after={cursor}"
+        _report(f"{label}, page 51", _timed(lambda p=deep: get(p), requests), 100)
+
+
 def run(db: str, contacts: int, open_answers: int, requests: int, keep: Path | None) -> None:
     from ivr.web import create_app
 
@@ -221,6 +252,8 @@ def run(db: str, contacts: int, open_answers: int, requests: int, keep: Path | N
                 _timed(lambda: manager.get(report), max(5, requests // 10)),
                 1000,
             )
+            print(f"{db}: REST API lists (issue 12; goal p95 < 100 ms)", flush=True)
+            _api_lists(app, services, org.id, campaign_id, requests)
             print(f"{db}: exports (goal >= 50,000 rows/s, < 200 MB)", flush=True)
             _csv_export(env, campaign_id, Path(tmp) / "export.csv")
             start = time.perf_counter()

@@ -127,10 +127,12 @@ class App:
         from ivr.flows.library import FlowLibrary
         from ivr.reports.service import Reports
         from ivr.review.service import ReviewService
+        from ivr.schedules.service import Schedules
         from ivr.services import Services
         from ivr.store.db import make_engine, make_session_factory
         from ivr.store.migrate import check_current
         from ivr.telephony.line_admin import LineAdmin
+        from ivr.webhooks.service import Webhooks
 
         check_current(self.settings.database_url)
         engine = make_engine(self.settings.database_url, echo=self.settings.database.echo)
@@ -157,6 +159,8 @@ class App:
             callbacks=CallbackService(
                 factory, self.clock, self.settings.web.callback_overdue_hours
             ),
+            schedules=Schedules(factory, self.clock, self.settings.smtp),
+            webhooks=Webhooks(factory, self.clock, self.settings.webhooks),
         )
 
     async def ami(self) -> AmiClient:

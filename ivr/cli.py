@@ -211,9 +211,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
         f"job worker is running on {queue.where} ({queue.pending()} pending, "
         f"{queue.scheduled()} scheduled{again}); SIGTERM or Ctrl-C stops it"
     )
+    queue.start_report_schedules()  # e-mailed reports: every minute, what is due
+    from ivr.clock import system_clock
+    from ivr.store.db import make_engine, make_session_factory
+    from ivr.webhooks.delivery import start_in_background
+
+    hooks_engine = make_engine(settings.database_url)
+    stop_hooks = start_in_background(  # webhook delivery beside the jobs
+        make_session_factory(hooks_engine), system_clock, settings.webhooks, settings.smtp
+    )
     try:
         queue.consumer().run()
     finally:
+        stop_hooks()
+        hooks_engine.dispose()
         queue.close()
     return 0
 
@@ -907,6 +918,12 @@ def build_parser() -> argparse.ArgumentParser:
     from ivr.cli_report import add_parsers as add_report_parsers
 
     add_report_parsers(sub)
+    from ivr.cli_api import add_parsers as add_api_parsers  # `ivr token` (issue 12)
+
+    add_api_parsers(sub)
+    from ivr.cli_webhooks import add_parsers as add_webhook_parsers
+
+    add_webhook_parsers(sub)
 
     p = sub.add_parser("telephony", help="run the telephony worker (call flows on Asterisk)")
     p.set_defaults(func=cmd_telephony)

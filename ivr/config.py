@@ -162,6 +162,63 @@ class WebSettings:
     callback_overdue_hours: int = 48
 
 
+SMTP_SECURITY = ("none", "starttls", "tls")
+SMTP_DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The mail server for e-mail sent by the system (scheduled reports, notices to admins).
+
+    Empty ``host``: no e-mail is sent (schedules record their sends as failed, naming this).
+    ``password`` is a secret: put it in the environment (``IVR_SMTP_PASSWORD``) or in a
+    config file only the service can read; it is masked in every log and never shown.
+    """
+
+    host: str = ""  # empty: e-mail is off
+    port: int = 0  # 0: the usual port of `security` (25, 587 or 465)
+    security: str = "starttls"  # none | starttls | tls (implicit TLS, "SMTPS")
+    username: str = ""  # empty: no authentication
+    password: str = ""
+    from_address: str = ""  # required with a host, e.g. kyselyt@uusikaupunki.fi
+    ca_file: str = ""  # a CA bundle to verify the server with; empty: the system's CAs
+    timeout: float = 30.0  # seconds for connecting and for each reply
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or SMTP_DEFAULT_PORTS.get(self.security, 25)
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Webhook delivery (``[webhooks]``; ivr/webhooks/)."""
+
+    # Deliver to loopback, link-local and private addresses too. Off: a subscription must
+    # not reach the installation's internal services (the tests turn it on).
+    allow_private: bool = False
+    timeout_seconds: float = 10.0  # per POST
+    concurrency: int = 4  # POSTs at the same time
+    poll_seconds: float = 1.0  # how often the worker looks for new events when idle
+    # An endpoint failing every try for this long is disabled and its organisation's admins
+    # get an e-mail (the retry schedule lasts about three days: 72 hours).
+    disable_after_hours: int = 72
+    # After a secret is rotated the old one still signs (a second signature) this long.
+    rotation_overlap_hours: int = 24
+
+
+def _validate_webhooks(hooks: WebhookSettings) -> None:
+    if not 0.5 <= hooks.timeout_seconds <= 60:
+        raise ConfigError("webhooks.timeout_seconds: must be between 0.5 and 60")
+    if not 1 <= hooks.concurrency <= 64:
+        raise ConfigError("webhooks.concurrency: must be between 1 and 64")
+    if not 0.05 <= hooks.poll_seconds <= 60:
+        raise ConfigError("webhooks.poll_seconds: must be between 0.05 and 60")
+    if not 1 <= hooks.disable_after_hours <= 24 * 30:
+        raise ConfigError("webhooks.disable_after_hours: must be between 1 and 720")
+    if not 0 <= hooks.rotation_overlap_hours <= 24 * 7:
+        raise ConfigError("webhooks.rotation_overlap_hours: must be between 0 and 168")
+
+
 EXAMPLE_FLOWS = Path(__file__).resolve().parents[1] / "examples" / "flows"
 
 
@@ -196,6 +253,8 @@ class Settings:
     jobs: JobsSettings = field(default_factory=JobsSettings)
     prompts: PromptSettings = field(default_factory=PromptSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     @property
     def config_file(self) -> Path:
@@ -236,6 +295,8 @@ SECTIONS: dict[str, type[Any]] = {
     "jobs": JobsSettings,
     "prompts": PromptSettings,
     "web": WebSettings,
+    "smtp": SmtpSettings,
+    "webhooks": WebhookSettings,
 }
 LANGUAGE_KEYS = ("fi", "sv", "en")
 STT_ENGINES = ("faster-whisper", "google")
@@ -432,6 +493,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("telephony.ari_reconnect_min: must be > 0 and <= ari_reconnect_max")
     _validate_speech(settings)
     _validate_web(settings.web)
+    _validate_smtp(settings.smtp)
+    _validate_webhooks(settings.webhooks)
     url = settings.database.url
     if url:
         # Only the scheme is ever quoted: the rest of a URL may hold a password.
@@ -512,6 +575,44 @@ def _validate_web(web: WebSettings) -> None:
         raise ConfigError(
             f"web.callback_overdue_hours: {web.callback_overdue_hours} is not between 1 and "
             "8760 (the hours after which a new or assigned callback request is overdue)"
+        )
+
+
+_EMAIL = re.compile(r"[^@\s<>,;\"()\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def _validate_smtp(smtp: SmtpSettings) -> None:
+    for name in ("host", "username", "password", "from_address", "ca_file"):
+        value = getattr(smtp, name)
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ConfigError(f"smtp.{name}: must not contain a newline or control character")
+    if smtp.security not in SMTP_SECURITY:
+        raise ConfigError(
+            f"smtp.security: {smtp.security!r} is not one of {', '.join(SMTP_SECURITY)}"
+        )
+    if not 0 <= smtp.port <= 65535:
+        raise ConfigError(f"smtp.port: {smtp.port} is not a port number (1-65535, 0: usual)")
+    if not 1 <= smtp.timeout <= 600:
+        raise ConfigError(f"smtp.timeout: {smtp.timeout} is not between 1 and 600 seconds")
+    if smtp.host and not _HOSTNAME.fullmatch(smtp.host):
+        try:
+            ipaddress.ip_address(smtp.host)
+        except ValueError:
+            raise ConfigError(
+                f"smtp.host: {smtp.host!r} is not a host name or IP address"
+            ) from None
+    if smtp.host and not smtp.from_address:
+        raise ConfigError("smtp.from_address: required with smtp.host (the sender's address)")
+    if smtp.from_address and not _EMAIL.fullmatch(smtp.from_address):
+        raise ConfigError(f"smtp.from_address: {smtp.from_address!r} is not an e-mail address")
+    if bool(smtp.username) != bool(smtp.password):
+        raise ConfigError(
+            "smtp.username/smtp.password: give both (to sign in to the server) or neither"
+        )
+    if smtp.password and smtp.security == "none":
+        raise ConfigError(
+            'smtp.password: refused with smtp.security = "none" (the password would cross '
+            'the network in the clear); use "starttls" or "tls"'
         )
 
 
@@ -639,6 +740,8 @@ def load_settings(
             jobs=JobsSettings(**sections["jobs"]),
             prompts=PromptSettings(**sections["prompts"]),
             web=WebSettings(**sections["web"]),
+            smtp=SmtpSettings(**sections["smtp"]),
+            webhooks=WebhookSettings(**sections["webhooks"]),
         )
     except TypeError as exc:  # pragma: no cover - guarded by the checks above
         raise ConfigError(str(exc)) from None

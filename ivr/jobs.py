@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.config import LANGUAGE_KEYS, ConfigError, Settings
 from ivr.speech.stt import ModelError, SpeechEngine, SttConfig, SttError, Transcript, make_engine
 from ivr.store.models import Call, Recording, TranscriptRow
+from ivr.webhooks import events, outbox
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ POLL_MAX_SECONDS = 1.0  # the longest an idle consumer waits before looking at t
 REDIS_CONNECT_TIMEOUT = 5.0  # seconds to reach Redis before giving up with an error
 REDIS_SOCKET_TIMEOUT = 30.0  # longer than the blocking read (1 s) of the consumer
 NO_MODEL_KEY = "stt-no-model:"  # + language: why its recordings wait (huey's key-value store)
+SCHEDULES_INTERVAL = 60.0  # seconds between looks for due report schedules
 
 
 class JobQueueError(ConfigError):
@@ -143,34 +145,37 @@ def store_transcript(session: Session, recording: Recording, transcript: Transcr
     owner = session.execute(
         sa.select(Call.org_id, Call.campaign_id).where(Call.id == recording.call_id)
     ).first()
-    session.add(
-        TranscriptRow(
-            recording_id=recording.id,
-            call_id=recording.call_id,
-            org_id=owner[0] if owner else None,
-            campaign_id=owner[1] if owner else None,
-            node_id=recording.node_id,
-            engine=transcript.engine,
-            model=transcript.model,
-            language=transcript.language,
-            machine_text=transcript.text,
-            confidence=transcript.confidence,
-            segments=json.dumps(
-                [
-                    {
-                        "start": s.start,
-                        "end": s.end,
-                        "text": s.text,
-                        "confidence": s.confidence,
-                        "words": [[w.start, w.end, w.text] for w in s.words],
-                    }
-                    for s in transcript.segments
-                ],
-                ensure_ascii=False,
-            ),
-            flagged=transcript.flagged,
-        )
+    row = TranscriptRow(
+        recording_id=recording.id,
+        call_id=recording.call_id,
+        org_id=owner[0] if owner else None,
+        campaign_id=owner[1] if owner else None,
+        node_id=recording.node_id,
+        engine=transcript.engine,
+        model=transcript.model,
+        language=transcript.language,
+        machine_text=transcript.text,
+        confidence=transcript.confidence,
+        segments=json.dumps(
+            [
+                {
+                    "start": s.start,
+                    "end": s.end,
+                    "text": s.text,
+                    "confidence": s.confidence,
+                    "words": [[w.start, w.end, w.text] for w in s.words],
+                }
+                for s in transcript.segments
+            ],
+            ensure_ascii=False,
+        ),
+        flagged=transcript.flagged,
     )
+    session.add(row)
+    if row.org_id is not None:  # webhooks: in the caller's transaction
+        session.flush()
+        data = {"transcript_id": row.id, "call_id": row.call_id, "campaign_id": row.campaign_id}
+        outbox.emit(session, row.org_id, events.TRANSCRIPT_READY, data, at=row.created_at)
 
 
 def transcribe_recording(
@@ -506,6 +511,22 @@ class JobQueue:
             workers=1, worker_type="thread", periodic=False, max_delay=POLL_MAX_SECONDS
         )
 
+    def start_report_schedules(self, interval: float = SCHEDULES_INTERVAL) -> threading.Event:
+        """Scheduled e-mailed reports (``ivr.schedules``): a thread that sends what is due
+        every ``interval`` seconds until the returned event is set (or the process ends).
+        Several workers may run it: each run is claimed once (see ivr.schedules.service)."""
+        from ivr.clock import system_clock
+        from ivr.schedules.service import Schedules
+
+        stop = threading.Event()
+        schedules = Schedules(self.sessions(), system_clock, self.settings.smtp)
+        thread = threading.Thread(
+            target=run_schedules, args=(schedules, stop, interval), name="report-schedules",
+            daemon=True,
+        )  # fmt: skip
+        thread.start()
+        return stop
+
     def close(self) -> None:
         if self._factory is not None:
             bind = self._factory.kw.get("bind")
@@ -513,6 +534,17 @@ class JobQueue:
                 bind.dispose()
         if self.backend == "redis":
             self.huey.storage.pool.disconnect()
+
+
+def run_schedules(schedules: Any, stop: threading.Event, interval: float) -> None:
+    """Send the due report schedules (``Schedules.run_due``) now and every ``interval``
+    seconds until ``stop`` is set; a failure is logged and the loop goes on."""
+    while not stop.is_set():
+        try:
+            schedules.run_due()
+        except Exception:  # noqa: BLE001 - the database away for a while: try again
+            log.exception("report schedules: the due-runner failed; trying again")
+        stop.wait(interval)
 
 
 def _is_redis_error(exc: Exception) -> bool:

@@ -6,7 +6,8 @@ added later. The secrets are registered from the settings and ``secrets.toml``:
 
 - every value in ``secrets.toml`` except user names (``[core]`` passwords and keys,
   ``[softphones]`` SIP passwords), and any key added there later;
-- ``pbx.trunk_password``, and the password in ``database.url`` and ``jobs.redis_url``;
+- ``pbx.trunk_password``, ``smtp.password`` (and its SMTP AUTH encodings), and the password
+  in ``database.url`` and ``jobs.redis_url``;
 - derived forms that a library may print: percent-encoded (and decoded), and the HTTP basic
   authentication token (base64 of ``user:password``) for each user name and password pair.
 
@@ -90,6 +91,11 @@ def register_settings(settings: Any) -> None:
     ]
     if settings.pbx.trunk_username and settings.pbx.trunk_password:
         values.append(basic_auth_token(settings.pbx.trunk_username, settings.pbx.trunk_password))
+    smtp = getattr(settings, "smtp", None)
+    if smtp is not None and smtp.password:  # SMTP AUTH PLAIN/LOGIN send it base64-encoded
+        values.append(smtp.password)
+        values.append(base64.b64encode(smtp.password.encode()).decode())
+        values.append(base64.b64encode(f"\0{smtp.username}\0{smtp.password}".encode()).decode())
     path = Path(settings.data_dir) / "secrets.toml"
     if path.is_file():
         # A broken file is reported by the command that needs it.

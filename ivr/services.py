@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from ivr.flows.library import FlowLibrary
     from ivr.reports.service import Reports
     from ivr.review.service import ReviewService
+    from ivr.schedules.service import Schedules
     from ivr.telephony.line_admin import LineAdmin
+    from ivr.webhooks.service import Webhooks
 
 
 @dataclass
@@ -41,6 +43,8 @@ class Services:
     review: ReviewService
     exports: Exports
     callbacks: CallbackService
+    schedules: Schedules  # scheduled e-mailed reports
+    webhooks: Webhooks  # the organisation's webhook endpoints and deliveries
 
     def close(self) -> None:
         self.engine.dispose()

@@ -23,6 +23,7 @@ from ivr.store.db import reader_for
 from ivr.store.models import Answer, Call, Campaign, Recording, ReviewState, TranscriptRow
 from ivr.store.org_models import Role, User
 from ivr.store.work_models import Tag, TranscriptEdit, TranscriptTag
+from ivr.webhooks import events, outbox
 
 MAX_TEXT = 10_000
 
@@ -206,10 +207,12 @@ class ReviewService:
             if not tag_ids <= set(org_tags):
                 raise NotFound("a tag of another organisation")
             changes: list[tuple[str, str | None, str | None]] = []
+            corrected_now = False
             unchanged = row.corrected_text is None and text == row.machine_text.strip()
             if not unchanged and text != row.corrected_text:
                 changes.append(("corrected_text", row.corrected_text, text))
                 row.corrected_text = text
+                corrected_now = True
             if row.review_state.value != state:
                 changes.append(("review_state", row.review_state.value, state))
                 row.review_state = ReviewState(state)
@@ -244,6 +247,12 @@ class ReviewService:
                     target_id=str(row.id), campaign_id=row.campaign_id,
                     changed=[c[0] for c in changes], state=state,
                 )  # fmt: skip
+            if corrected_now:  # webhooks: in this transaction
+                data = {
+                    "transcript_id": row.id, "call_id": row.call_id,
+                    "campaign_id": row.campaign_id, "review_state": state,
+                }  # fmt: skip
+                outbox.emit(s, row.org_id, events.TRANSCRIPT_CORRECTED, data, at=now)
             return [c[0] for c in changes]
 
     # ------------------------------------------------------------------ audio

@@ -44,6 +44,7 @@ from ivr.store.models import (
     utcnow,
 )
 from ivr.store.repo import E164, opted_out_among
+from ivr.webhooks import events, outbox
 
 __all__ = [
     "ANSWERED_OUTCOMES",
@@ -364,6 +365,9 @@ def set_status(
             .values(state=AttemptState.CANCELLED)
             .execution_options(synchronize_session=False)
         )
+    if new is CampaignStatus.COMPLETED and new is not old:  # webhooks: in this transaction
+        data = {"campaign_id": campaign.id, "status": new.value}
+        outbox.emit(s, campaign.org_id, events.CAMPAIGN_FINISHED, data, at=now)
     s.flush()
     return campaign
 

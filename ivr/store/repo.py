@@ -33,6 +33,7 @@ from ivr.store.models import (
     utcnow,
 )
 from ivr.store.org_models import InboundLine
+from ivr.webhooks import events, outbox
 
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 # What Asterisk and trunks put in the caller number when there is none to show.
@@ -173,16 +174,23 @@ def end_call(
     final = Outcome(status)
     if final not in CALL_ENDS:
         raise ValueError(f"{final.value!r} is not a final call status")
-    ended = session.scalars(
+    ended = session.execute(
         sa.update(Call)
         .where(Call.id == call_id, Call.status == Outcome.ACTIVE)
         .values(status=final, hangup_cause=cause, ended_at=at, end_reason=reason)
-        .returning(Call.id)
+        .returning(Call.id, Call.org_id, Call.campaign_id, Call.attempt_id)
         .execution_options(synchronize_session="fetch")
     ).all()
     if not ended:
         _call(session, call_id)  # raises if there is no such call at all
         return False
+    _, org_id, campaign_id, attempt_id = ended[0]
+    if org_id is not None:  # webhooks: in this transaction, one INSERT each, no query
+        data = {"call_id": call_id, "campaign_id": campaign_id, "status": final.value}
+        outbox.emit(session, org_id, events.CALL_FINISHED, data, at=at)
+        if final is Outcome.COMPLETED:
+            survey = {"call_id": call_id, "campaign_id": campaign_id, "attempt_id": attempt_id}
+            outbox.emit(session, org_id, events.SURVEY_COMPLETED, survey, at=at)
     return True
 
 
@@ -345,6 +353,14 @@ def save_callback(
     )
     session.add(request)
     session.flush()
+    if request.org_id is not None:
+        data = {
+            "callback_request_id": request.id,
+            "call_id": call_id,
+            "campaign_id": request.campaign_id,
+            "status": request.status.value,
+        }
+        outbox.emit(session, request.org_id, events.CALLBACK_REQUESTED, data, at=request.created_at)
     return request
 
 

@@ -82,6 +82,9 @@ def create_app(
     app.register_error_handler(NotFound, lambda error: _error_page(404))
     app.register_error_handler(Forbidden, lambda error: _error_page(403))
 
+    from ivr.api import install as install_api  # the REST API under /api/v1 (issue 12)
+
+    install_api(app)
     access.check_declared(app)
     return app
 
@@ -120,3 +123,12 @@ def _register_feature_blueprints(app: Flask) -> None:
     from ivr.web import exports as export_pages  # the downloads (CSV, XLSX, SPSS, dataset)
 
     app.register_blueprint(export_pages.bp)
+    from ivr.web import schedules as schedule_pages  # e-mailed report schedules (issue 12)
+
+    app.register_blueprint(schedule_pages.bp)
+    from ivr.web import tokens as token_pages  # the organisation's API tokens (issue 12)
+
+    app.register_blueprint(token_pages.bp)
+    from ivr.web import webhooks as webhook_pages  # webhook endpoints and deliveries (issue 12)
+
+    app.register_blueprint(webhook_pages.bp)

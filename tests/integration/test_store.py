@@ -50,6 +50,7 @@ TABLES = {
     *("flows", "inbound_lines"),
     *("tags", "transcript_tags", "transcript_edits", "callback_notes"),
     "report_aggregates",
+    *("api_tokens", "api_idempotency"),
     "calls",
     "answers",
     "recordings",
@@ -60,6 +61,8 @@ TABLES = {
     "contacts",
     "attempts",
     "transcripts",
+    *("webhook_endpoints", "webhook_events", "webhook_deliveries", "webhook_attempts"),
+    *("report_schedules", "schedule_sends"),
 }
 
 

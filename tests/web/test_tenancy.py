@@ -88,6 +88,9 @@ class Seed:
     callback_id: str = ""  # A's callback request (from a call to A's inbound line)
     transcript_id: str = ""  # A's open answer in the review queue (ivr/web/review.py)
     tag_id: str = ""  # A's tag (ivr/web/tags.py)
+    schedule_id: str = ""  # A's report schedule (ivr/web/schedules.py)
+    endpoint_id: str = ""  # A's webhook endpoint (ivr/web/webhooks.py)
+    delivery_id: str = ""  # a delivery of an event of A's to it
 
 
 # Parameter name -> its value for A's objects. Unknown parameters fail the walk.
@@ -104,6 +107,11 @@ PARAMETERS: dict[str, Callable[[Seed], str]] = {
     "request_id": lambda seed: seed.callback_id,  # a callback request
     "transcript_id": lambda seed: seed.transcript_id,  # an open answer to review
     "tag_id": lambda seed: seed.tag_id,  # a tag of the organisation
+    "schedule_id": lambda seed: seed.schedule_id,  # a report schedule (ivr/web/schedules.py)
+    "endpoint_id": lambda seed: seed.endpoint_id,  # a webhook endpoint (ivr/web/webhooks.py)
+    "delivery_id": lambda seed: seed.delivery_id,  # a delivery to it
+    # The REST API (ivr/api): a token, not a session; any id of A's answers 401 without one.
+    "call_id": lambda seed: seed.campaign_id,
     # A public campaign page's address: A's campaign has none published, so an unknown
     # one (404 for everyone; tests/web/test_public_pages.py covers a published page).
     "public_slug": lambda seed: "ei-julkista-sivua-0000000",
@@ -172,7 +180,44 @@ def seed_a(site: Site, tmp: Path) -> Seed:
     seed.callback_id = _a_callback_request(site)
     seed.transcript_id, seed.tag_id = _a_review_item(site, tmp)
     seed.secrets += (REVIEW_TEXT, TAG_NAME)
+    seed.schedule_id = _a_schedule(site, as_manager)
+    seed.secrets += (SCHEDULE_NAME, SCHEDULE_RECIPIENT)
+    seed.endpoint_id, seed.delivery_id, hook_secret = _a_webhook(site, as_admin)
+    seed.secrets += (WEBHOOK_URL, hook_secret)
+    seed.ids = seed.ids | {seed.endpoint_id}
     return seed
+
+
+SCHEDULE_NAME = "Alfala-raporttiajo-3M"
+SCHEDULE_RECIPIENT = "esihenkilo-3m@alfala.example"
+
+
+def _a_schedule(site: Site, actor: Actor) -> str:
+    """A's monthly report schedule (no mail server: a "send now" by B must 404 first)."""
+    from ivr.schedules.service import ALL, ScheduleForm
+
+    form = ScheduleForm(SCHEDULE_NAME, "monthly", "1", "8:00", ALL, SCHEDULE_RECIPIENT, "fi")
+    return site.services.schedules.create(actor, form).id
+
+
+WEBHOOK_URL = "https://93.184.215.14/alfala-koukku-8W"  # a public address: no lookup
+
+
+def _a_webhook(site: Site, actor: Actor) -> tuple[str, str, str]:
+    """A's webhook endpoint and a delivery to it (fanned out, never sent): id, delivery
+    id, the endpoint's secret."""
+    from ivr.webhooks.delivery import Deliverer
+    from ivr.webhooks.outbox import emit
+
+    hooks = site.services.webhooks
+    made, secret = hooks.create(actor, WEBHOOK_URL, ["campaign.finished"])
+    with site.services.factory.begin() as s:
+        data = {"campaign_id": "tenancy", "status": "completed"}
+        emit(s, site.orgs["A"], "campaign.finished", data, at=site.clock())
+    Deliverer(site.services.factory, site.clock, hooks.settings, site.services.settings.smtp
+              ).fan_out()  # fmt: skip
+    (delivery,) = hooks.deliveries(actor, made.id)
+    return made.id, str(delivery.id), secret
 
 
 def _a_callback_request(site: Site) -> str:
