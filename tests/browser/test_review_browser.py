@@ -36,7 +36,7 @@ def test_review_ten_answers_with_the_keyboard_only(
         assert len(seeded.transcript_ids) == ANSWERS
         theme = services.review.add_tag(org, "Liikenne", 1)
         services.review.add_tag(org, "Palvelut", 2)
-        reviewer = site.add_user("arvioija@suonenjoki.fi", staff.org, "reviewer")
+        reviewer = site.add_user("jonoarvioija@suonenjoki.fi", staff.org, "reviewer")
         log_in(page, site.url, reviewer.email, reviewer.password)
         page.goto(f"{site.url}/o/{staff.org_id}/review/?campaign={seeded.campaign_id}")
         expect(page.locator('[data-state-count="new"]')).to_have_text(str(ANSWERS))

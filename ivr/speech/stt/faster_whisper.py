@@ -40,7 +40,6 @@ from ivr.speech.stt.base import (
     Segment,
     SttConfig,
     Transcript,
-    Word,
 )
 from ivr.speech.stt.hygiene import (
     WHISPER_RATE,
@@ -350,7 +349,9 @@ class FasterWhisperEngine:
             beam_size=self.config.beam_size,
             batch_size=len(batch),
             without_timestamps=False,  # segments with times inside each window
-            word_timestamps=True,  # the review queue highlights each word as it plays
+            # No word timestamps: whisper's cross-attention alignment stretched a sentence's
+            # last word over a long pause between windows (so its segment's end too), and
+            # costs CPU; the review queue spreads a segment's words over its time instead.
             vad_filter=False,  # the windows hold speech already
             clip_timestamps=clips,
         )
@@ -368,18 +369,7 @@ class FasterWhisperEngine:
             end = max(start, window.to_original(piece.end - starts[slot], end=True))
             confidence = round(_confidence(piece.avg_logprob), 4)
             segments, reached = found[slot]
-            words = tuple(
-                Word(round(w_start, 3), round(max(w_start, w_end), 3), w.word.strip())
-                for w in piece.words or ()
-                if w.word.strip()
-                for w_start, w_end in [
-                    (
-                        window.to_original(w.start - starts[slot]),
-                        window.to_original(w.end - starts[slot], end=True),
-                    )
-                ]
-            )
-            segments.append(Segment(round(start, 3), round(end, 3), text, confidence, words))
+            segments.append(Segment(round(start, 3), round(end, 3), text, confidence))
             reached = max(reached, min(window.seconds, piece.end - starts[slot]))
             found[slot] = (segments, reached)
         return found
