@@ -14,6 +14,7 @@ from ivr.clock import MovableClock
 from ivr.store.api_models import ApiToken
 from ivr.store.org_models import AuditEntry
 from tests.api.conftest import MakeApi, Site
+from tests.web.campaign_support import browser
 from tests.web.conftest import BASE_URL, Users, unique
 
 
@@ -103,7 +104,7 @@ def test_the_admins_page_creates_shows_once_lists_and_revokes(
 ) -> None:
     from tests.web.conftest import csrf_token
 
-    admin = module_site.logged_in("A", "admin")
+    admin = browser(module_site.app, users.a.admin)  # in English
     page = f"/o/{users.a.admin.org_id}/tokens/"
     name = unique("Asianhallinta")
     referer = {"Referer": BASE_URL + page}
