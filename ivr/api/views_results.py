@@ -118,8 +118,13 @@ def campaign_answers(campaign_id: str) -> Response:
             Campaign.id == campaign_id, Campaign.org_id == _org()
         )) is None:  # fmt: skip
             raise NotFound("campaign")
-    calls_of = sa.select(Call.id).where(Call.campaign_id == campaign_id, Call.org_id == _org())
-    return _answers(sa.select(Answer).where(Answer.call_id.in_(calls_of)))
+    # Row by row as the (created_at, id) index is walked (EXISTS on the call's key), not
+    # every answer of the campaign gathered by call and sorted: 0.2 ms instead of 1.2 s for
+    # a page of a campaign with a million answers (bench/results_pages.py).
+    of_campaign = sa.exists().where(
+        Call.id == Answer.call_id, Call.campaign_id == campaign_id, Call.org_id == _org()
+    )
+    return _answers(sa.select(Answer).where(of_campaign))
 
 
 @bp.get("/calls/<call_id>/answers")

@@ -212,6 +212,8 @@ class Answer(Base):
     __table_args__ = (
         sa.UniqueConstraint("call_id", "seq"),
         sa.Index("ix_answers_call_id_node_id", "call_id", "node_id"),
+        # The API's answer lists walk answers oldest first (created_at, id) by cursor.
+        sa.Index("ix_answers_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
