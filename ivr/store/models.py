@@ -381,6 +381,8 @@ class Contact(Base):
     __table_args__ = (
         sa.UniqueConstraint("campaign_id", "phone"),
         sa.CheckConstraint("source_line >= 1", name="source_line"),
+        # The API's contact lists walk a campaign's contacts oldest first by cursor.
+        sa.Index("ix_contacts_campaign_id_created_at_id", "campaign_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)

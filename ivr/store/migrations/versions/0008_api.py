@@ -28,6 +28,9 @@ def _timestamp(name: str, *, nullable: bool = False) -> sa.Column[datetime]:
 def upgrade() -> None:
     # The API's answer lists walk answers oldest first by cursor (created_at, id).
     op.create_index("ix_answers_created_at_id", "answers", ["created_at", "id"])
+    op.create_index(
+        "ix_contacts_campaign_id_created_at_id", "contacts", ["campaign_id", "created_at", "id"]
+    )
     op.create_table(
         "api_tokens",
         sa.Column("id", sa.String(36), nullable=False),
@@ -72,6 +75,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_answers_created_at_id", table_name="answers")
+    op.drop_index("ix_contacts_campaign_id_created_at_id", table_name="contacts")
     op.drop_index("ix_api_idempotency_created_at", table_name="api_idempotency")
     op.drop_table("api_idempotency")
     op.drop_index("ix_api_tokens_org_id_created_at", table_name="api_tokens")
