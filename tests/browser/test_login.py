@@ -59,6 +59,9 @@ def test_a_wrong_password_shows_the_error_summary_with_the_focus_on_it(
     site: WebInstance, staff: Staff, page: Page, journey: Journey
 ) -> None:
     page.goto(f"{site.url}/login")
+    # The e-mail field has the focus when the page opens (typing before the browser has
+    # applied autofocus lost the first key on a loaded machine).
+    expect(page.locator("#email")).to_be_focused()
     page.keyboard.type(staff.email)
     page.keyboard.press("Tab")
     page.keyboard.type("not the password")
