@@ -29,45 +29,21 @@ import json
 import os
 import re
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench.results_data import NOW, seed
+from bench.web_pages import _report, _timed
 from ivr.accounts.audit import Actor
 from ivr.bootstrap import init
 from ivr.clock import MovableClock
 from ivr.config import load_settings
 
 ROOT = Path(__file__).parents[1]
-
-
-def _timed(call: Callable[[], Any], n: int) -> list[float]:
-    call()  # warm (templates compiled, connections opened, pages cached)
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
-
-
-def _report(name: str, times: list[float], goal_ms: float) -> dict[str, float]:
-    ordered = sorted(times)
-    p95 = ordered[max(0, int(len(ordered) * 0.95) - 1)]
-    figures = {"p50": statistics.median(ordered), "p95": p95, "max": ordered[-1]}
-    verdict = "ok" if p95 < goal_ms else f"OVER {goal_ms:.0f} ms"
-    print(
-        f"  {name:<44} p50 {figures['p50']:7.1f} ms  p95 {figures['p95']:7.1f} ms  "
-        f"max {figures['max']:7.1f} ms  {verdict}",
-        flush=True,
-    )
-    return figures
 
 
 class Browser:
