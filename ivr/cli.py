@@ -924,6 +924,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ivr.cli_webhooks import add_parsers as add_webhook_parsers
 
     add_webhook_parsers(sub)
+    from ivr.cli_cluster import add_parsers as add_cluster_parsers  # `ivr cluster`, `ivr plan`
+
+    add_cluster_parsers(sub)
 
     p = sub.add_parser("telephony", help="run the telephony worker (call flows on Asterisk)")
     p.set_defaults(func=cmd_telephony)

@@ -219,6 +219,28 @@ def _validate_webhooks(hooks: WebhookSettings) -> None:
         raise ConfigError("webhooks.rotation_overlap_hours: must be between 0 and 168")
 
 
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Several Asterisk nodes on one database (``[cluster]``; ivr/cluster/).
+
+    Each telephony worker heartbeats into the database; a node silent for longer than
+    ``node_timeout_seconds`` counts as down, and another node settles its calls in flight.
+    """
+
+    heartbeat_seconds: float = 5.0  # how often a telephony worker writes its heartbeat
+    node_timeout_seconds: float = 30.0  # no heartbeat this long: the node is down
+
+
+def _validate_cluster(cluster: ClusterSettings) -> None:
+    if not 0.2 <= cluster.heartbeat_seconds <= 300:
+        raise ConfigError("cluster.heartbeat_seconds: must be between 0.2 and 300")
+    if not cluster.heartbeat_seconds * 2 <= cluster.node_timeout_seconds <= 3600:
+        raise ConfigError(
+            "cluster.node_timeout_seconds: must be at least twice heartbeat_seconds "
+            "and at most 3600"
+        )
+
+
 EXAMPLE_FLOWS = Path(__file__).resolve().parents[1] / "examples" / "flows"
 
 
@@ -255,6 +277,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     @property
     def config_file(self) -> Path:
@@ -297,6 +320,7 @@ SECTIONS: dict[str, type[Any]] = {
     "web": WebSettings,
     "smtp": SmtpSettings,
     "webhooks": WebhookSettings,
+    "cluster": ClusterSettings,
 }
 LANGUAGE_KEYS = ("fi", "sv", "en")
 STT_ENGINES = ("faster-whisper", "google")
@@ -495,6 +519,7 @@ def _validate(settings: Settings) -> None:
     _validate_web(settings.web)
     _validate_smtp(settings.smtp)
     _validate_webhooks(settings.webhooks)
+    _validate_cluster(settings.cluster)
     url = settings.database.url
     if url:
         # Only the scheme is ever quoted: the rest of a URL may hold a password.
@@ -742,6 +767,7 @@ def load_settings(
             web=WebSettings(**sections["web"]),
             smtp=SmtpSettings(**sections["smtp"]),
             webhooks=WebhookSettings(**sections["webhooks"]),
+            cluster=ClusterSettings(**sections["cluster"]),
         )
     except TypeError as exc:  # pragma: no cover - guarded by the checks above
         raise ConfigError(str(exc)) from None

@@ -12,6 +12,9 @@ APT_PACKAGES=(
   baresip-core sip-tester  # real SIP clients for the tests
   linphone-cli           # linphonec: the printed linphonerc registers (tests)
   redis-server           # the Redis job queue's tests start their own (loopback, a password)
+  postgresql             # the PostgreSQL tests start their own server (initdb, loopback)
+  docker.io docker-compose  # the Compose test runs its own private daemon (no bridge, no iptables)
+  kamailio               # the SIP load balancer in front of several Asterisk nodes (tests)
   chromium fonts-dejavu-core  # the staff UI's browser tests (Playwright drives Debian's chromium)
   iproute2 procps strace
 )
@@ -33,8 +36,20 @@ for pkg in "${APT_PACKAGES[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing apt packages: ${missing[*]}"
+  # Packages with a service (docker.io, kamailio, postgresql, redis-server) must not start
+  # one here: Docker's default daemon would make a bridge network and firewall rules, and
+  # Kamailio's default config listens on every interface. The tests start their own, on
+  # loopback. A policy-rc.d that says "no" does that for the length of this install.
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    guard=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$guard" >/dev/null
+    $SUDO chmod 755 "$guard"
+    trap '$SUDO rm -f "$guard"' EXIT
+  fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if [ -n "$guard" ]; then $SUDO rm -f "$guard"; trap - EXIT; fi
 fi
 
 PYTHON="${PYTHON:-/usr/bin/python3}"
