@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from ivr.campaigns.admin import CampaignAdmin
     from ivr.campaigns.dialer import Dialer
+    from ivr.cluster.heartbeat import Heartbeat
     from ivr.flows.model import Flow
     from ivr.services import Services
     from ivr.store.call_store import DbCallStore
@@ -102,12 +103,25 @@ class App:
             clock=self.clock,
             prerender=prompts.prerender,
             writer=store.writer,
+            node_timeout_seconds=settings.cluster.node_timeout_seconds,
         )
         # The lines of the database beside the config file's, kept current while it runs.
         directory = LineDirectory(
             service, store.factory, prompts.prerender, lines, settings.data_dir
         )
-        return TelephonyParts(service, store, prompts, flows, engine, dialer, directory)
+        from ivr.cluster.heartbeat import Heartbeat
+
+        heartbeat = Heartbeat(  # this node's row in cluster_nodes (ivr cluster status)
+            node,
+            service,
+            dialer,
+            store.writer.run,
+            clock=self.clock,
+            interval=settings.cluster.heartbeat_seconds,
+        )
+        return TelephonyParts(
+            service, store, prompts, flows, engine, dialer, directory, heartbeat=heartbeat
+        )
 
     def campaigns(self) -> CampaignAdmin:
         from ivr.campaigns.admin import CampaignAdmin
@@ -182,6 +196,7 @@ class TelephonyParts:
     engine: Engine
     dialer: Dialer
     directory: LineDirectory | None = None  # the database's inbound lines, kept current
+    heartbeat: Heartbeat | None = None  # this node's heartbeat into cluster_nodes
 
     async def start(self, *, dial: bool = True) -> None:
         """Load the inbound lines (and keep them current), start the service (and
@@ -189,6 +204,8 @@ class TelephonyParts:
         if self.directory is not None:
             await self.directory.start()
         await self.service.start()
+        if self.heartbeat is not None:  # first beat now: a draining node learns it first
+            await self.heartbeat.start()
         if dial:
             await self.dialer.start()
 
@@ -231,6 +248,8 @@ class TelephonyParts:
         return len(ended)
 
     async def close(self) -> None:
+        if self.heartbeat is not None:  # a clean shutdown: the node reads "stopped"
+            await self.heartbeat.stop()
         if self.directory is not None:
             await self.directory.stop()
         await self.dialer.stop()
@@ -299,6 +318,8 @@ SPEECH_EXAMPLE = """
 # redis_url = "redis://:PASSWORD@127.0.0.1:6379/0"
 # retries = 3
 # retry_delay = 30.0             # seconds before the first retry; doubled for each later one
+# claim_seconds = 120.0          # a dead worker's transcription is queued again after this
+# sweep_seconds = 60.0           # how often each worker looks for such lost transcriptions
 """
 
 

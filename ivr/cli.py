@@ -62,6 +62,10 @@ def cmd_pbx(args: argparse.Namespace) -> int:
     if args.action == "stop":
         _print("Asterisk stopped" if pbx.stop() else "Asterisk was not running")
         return 0
+    if args.action == "render":  # for an Asterisk run elsewhere (pbx.external)
+        dirs = pbx.render()
+        _print(f"rendered Asterisk's config into {dirs.etc} (recordings: {dirs.recordings})")
+        return 0
     if args.action == "status":
         st = pbx.status()
         if args.json:
@@ -212,6 +216,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         f"{queue.scheduled()} scheduled{again}); SIGTERM or Ctrl-C stops it"
     )
     queue.start_report_schedules()  # e-mailed reports: every minute, what is due
+    stop_sweeper = queue.start_sweeper()  # recordings lost with a dead worker (ivr.job_claims)
     from ivr.clock import system_clock
     from ivr.store.db import make_engine, make_session_factory
     from ivr.webhooks.delivery import start_in_background
@@ -223,6 +228,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     try:
         queue.consumer().run()
     finally:
+        stop_sweeper.set()
         stop_hooks()
         hooks_engine.dispose()
         queue.close()
@@ -253,7 +259,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if depth["not_queued"]:
         _print(
             f"  of which not in the queue: {depth['not_queued']} (being transcribed, failed, "
-            "or lost with a stopped worker; `ivr worker` queues them again when it starts)"
+            "or lost with a stopped worker; a running `ivr worker` queues a lost one again "
+            "within [jobs] sweep_seconds of its claim expiring, and all of them when it starts)"
         )
     for language, waiting in depth["waiting_for_model"].items():
         count = waiting["recordings"]
@@ -833,6 +840,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="rebuild the cached tree")
     pbx_sub.add_parser("start", help="start Asterisk in the background")
     pbx_sub.add_parser("stop", help="stop Asterisk")
+    pbx_sub.add_parser(
+        "render", help="write Asterisk's config into DATA_DIR/pbx/etc (for pbx.external)"
+    )
     s = pbx_sub.add_parser("status", help="does SIP, AMI and ARI answer? (exit 3 if not)")
     s.add_argument("--json", action="store_true")
     lg = pbx_sub.add_parser("logs", help="the last lines of Asterisk's logs")

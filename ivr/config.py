@@ -49,6 +49,11 @@ class PbxSettings:
     asterisk_binary: str = ""
     modules_dir: str = ""  # only with asterisk_binary; empty = guessed from the binary
     tree_dir: str = ""  # empty = <cache dir>/asterisk-sid
+    # Asterisk runs elsewhere (its own container: docker/compose.yaml): ivr never starts or
+    # stops it. `ivr pbx render` writes its config into DATA_DIR/pbx/etc, which that Asterisk
+    # reads at the same path (a shared volume), and recordings land in DATA_DIR/pbx/spool.
+    # modules_dir is then the modules folder on ITS side (empty: /usr/lib/asterisk/modules).
+    external: bool = False
     mirror: str = "http://deb.debian.org/debian"
     suite: str = "sid"
     softphones: int = 3
@@ -124,6 +129,10 @@ class JobsSettings:
     redis_url: str = ""  # with backend = "redis": redis://127.0.0.1:6379/0
     retries: int = 3
     retry_delay: float = 30.0  # seconds before the first retry; doubled for each later one
+    # A worker holds its claim on a recording this long, renewed while it transcribes; a
+    # worker that dies loses it then, and its recording is queued again (ivr.job_claims).
+    claim_seconds: float = 120.0
+    sweep_seconds: float = 60.0  # how often each worker looks for recordings lost that way
 
 
 @dataclass(frozen=True)
@@ -229,6 +238,19 @@ class ClusterSettings:
 
     heartbeat_seconds: float = 5.0  # how often a telephony worker writes its heartbeat
     node_timeout_seconds: float = 30.0  # no heartbeat this long: the node is down
+    # Kamailio in front of the nodes (ivr/cluster/kamailio.py; `ivr cluster render`).
+    # The Asterisk nodes, each "NAME=HOST:PORT": NAME is the node's [telephony] node_name,
+    # HOST:PORT its Asterisk's SIP address. Environment: IVR_CLUSTER_NODES="a=10.0.0.2:5060,…".
+    # Non-empty also makes each node's Asterisk accept calls from Kamailio (pjsip.conf).
+    nodes: tuple[str, ...] = ()
+    kamailio_address: str = "127.0.0.1"  # the one address Kamailio listens on (UDP)
+    kamailio_port: int = 5060
+    kamailio_dir: str = ""  # kamailio.cfg, dispatcher.list, RPC sockets; empty: DATA_DIR/kamailio
+    probe_interval_seconds: int = 10  # SIP OPTIONS to every node this often (ds_ping_interval)
+    probe_failure_threshold: int = 3  # failed probes before a node is inactive
+    probe_recovery_threshold: int = 2  # answered probes before an inactive node is active again
+    sip_timeout_seconds: float = 2.0  # no reply at all (not even 100 Trying): INVITE/probe failed
+    routing_algorithm: str = "call-load"  # call-load | round-robin | hash-call-id
 
 
 def _validate_cluster(cluster: ClusterSettings) -> None:
@@ -239,6 +261,9 @@ def _validate_cluster(cluster: ClusterSettings) -> None:
             "cluster.node_timeout_seconds: must be at least twice heartbeat_seconds "
             "and at most 3600"
         )
+    from ivr.cluster.kamailio import check_cluster_settings  # late: it imports this module
+
+    check_cluster_settings(cluster)
 
 
 EXAMPLE_FLOWS = Path(__file__).resolve().parents[1] / "examples" / "flows"
@@ -562,6 +587,10 @@ def _validate_speech(settings: Settings) -> None:
         raise ConfigError(f"jobs.retries: {jobs.retries} is not between 0 and 100")
     if jobs.retry_delay < 0:
         raise ConfigError("jobs.retry_delay: must not be negative")
+    if not 1 <= jobs.claim_seconds <= 86400:
+        raise ConfigError(f"jobs.claim_seconds: {jobs.claim_seconds} is not between 1 and 86400")
+    if not 0.5 <= jobs.sweep_seconds <= 86400:
+        raise ConfigError(f"jobs.sweep_seconds: {jobs.sweep_seconds} is not between 0.5 and 86400")
     prompts = settings.prompts
     if prompts.tts_engine not in TTS_ENGINES:
         raise ConfigError(

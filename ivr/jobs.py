@@ -23,7 +23,9 @@ row, Redis pops it) before it runs, so a worker killed mid-job (SIGKILL, a power
 that message. The database is the record of what is to do: ``ivr worker`` starts with
 ``sweep()``, which enqueues every recording that has no transcript and no job waiting in
 the queue. Recordings stored while no worker runs, or while Redis is down, are found the
-same way.
+same way. While workers run, each claims a recording before it transcribes it (one at a
+time per recording) and every ``[jobs] sweep_seconds`` queues again the ones whose claim
+expired with a worker that died (``ivr.job_claims``).
 
 Speech-to-text settings come from ``[stt]`` and ``[stt.models]`` in ``ivr.toml``
 (``stt_config``); the old ``DATA_DIR/stt.toml`` is refused with a message saying where its
@@ -47,6 +49,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import LANGUAGE_KEYS, ConfigError, Settings
+from ivr.job_claims import Claims
 from ivr.speech.stt import ModelError, SpeechEngine, SttConfig, SttError, Transcript, make_engine
 from ivr.store.models import Call, Recording, TranscriptRow
 from ivr.webhooks import events, outbox
@@ -179,9 +182,15 @@ def store_transcript(session: Session, recording: Recording, transcript: Transcr
 
 
 def transcribe_recording(
-    factory: sessionmaker[Session], engine: SpeechEngine, recording_id: int, batch: int = 1
+    factory: sessionmaker[Session],
+    engine: SpeechEngine,
+    recording_id: int,
+    batch: int = 1,
+    claims: Claims | None = None,
 ) -> str:
-    """Transcribe one recording and store it; what happened: stored, exists or missing.
+    """Transcribe one recording and store it; what happened: stored, exists, missing or
+    claimed (``claims``: another worker holds it, see ivr.job_claims; it is let go when the
+    job ends, however it ends).
 
     With ``batch`` > 1 and an engine that decodes several files together
     (``transcribe_many``), up to ``batch - 1`` other recordings of the same language that
@@ -206,6 +215,27 @@ def transcribe_recording(
         many = getattr(engine, "transcribe_many", None)
         if batch > 1 and many is not None:
             work += _companions(s, recording_id, language, batch - 1)
+    if claims is None:
+        return _transcribe(factory, engine, recording_id, language, work)
+    mine = claims.take(rid for rid, _ in work)
+    if recording_id not in mine:
+        log.info("recording %s: another worker transcribes it (or has done)", recording_id)
+        return "claimed"
+    work = [(rid, path) for rid, path in work if rid in mine]
+    try:
+        return _transcribe(factory, engine, recording_id, language, work)
+    finally:
+        claims.let_go(rid for rid, _ in work)
+
+
+def _transcribe(
+    factory: sessionmaker[Session],
+    engine: SpeechEngine,
+    recording_id: int,
+    language: str,
+    work: list[tuple[int, Path]],
+) -> str:
+    many = getattr(engine, "transcribe_many", None)
     # Outside any transaction: it takes time.
     try:
         if len(work) == 1:
@@ -340,6 +370,7 @@ class JobQueue:
     _factory: sessionmaker[Session] | None = None
     _engine: SpeechEngine | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _claims: Claims | None = None
 
     @property
     def backend(self) -> str:
@@ -498,8 +529,34 @@ class JobQueue:
         """The task's body, run here and now (what the consumer runs)."""
         config = self.stt or stt_config(self.settings)
         return transcribe_recording(
-            self.sessions(), self.speech_engine(), recording_id, batch=config.batch_size
+            self.sessions(),
+            self.speech_engine(),
+            recording_id,
+            batch=config.batch_size,
+            claims=self.claims(),
         )
+
+    def claims(self) -> Claims:
+        """This worker's transcription claims (``[jobs] claim_seconds``; ivr.job_claims)."""
+        sessions = self.sessions()
+        with self._lock:
+            if self._claims is None:
+                self._claims = Claims(sessions, self.settings.jobs.claim_seconds)
+            return self._claims
+
+    def sweep_lost(self) -> list[int]:
+        """Queue again the recordings lost with a worker that died, or never queued, while
+        this worker runs (``ivr.job_claims.sweep_lost``); returns them."""
+        from ivr.job_claims import sweep_lost
+
+        return sweep_lost(self)
+
+    def start_sweeper(self) -> threading.Event:
+        """``sweep_lost`` every ``[jobs] sweep_seconds`` in a thread, until the returned event
+        is set (or the process ends)."""
+        from ivr.job_claims import start_sweeper
+
+        return start_sweeper(self)
 
     def consumer(self) -> Any:
         """A huey consumer: one worker thread (``.run()`` until SIGTERM/SIGINT).
@@ -528,6 +585,8 @@ class JobQueue:
         return stop
 
     def close(self) -> None:
+        if self._claims is not None:
+            self._claims.close()
         if self._factory is not None:
             bind = self._factory.kw.get("bind")
             if bind is not None:

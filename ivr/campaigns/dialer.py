@@ -113,6 +113,7 @@ class Dialer:
         prerender: Callable[[Flow], object] | None = None,
         writer: DbWriter | None = None,
         max_placing: int = 64,
+        node_timeout_seconds: float | None = None,
     ) -> None:
         self.service = service
         self.factory = factory
@@ -135,6 +136,14 @@ class Dialer:
         self._last_refresh = -1e9
         self.placed = 0  # calls placed by this dialer (for status and benchmarks)
         self.outage_since: datetime | None = None  # Asterisk unreachable since (the clock)
+        # Set by the cluster heartbeat (ivr/cluster/heartbeat.py) from the operator's flag
+        # (``ivr cluster drain``): a draining node claims no new attempts; its calls finish.
+        self.draining = False
+        self.last_error: tuple[datetime, str] | None = None  # (when, what): the last failure
+        # [cluster] node_timeout_seconds: at each refresh, the attempts and calls of a node
+        # silent this long are taken over (ivr.campaigns.takeover); None: never.
+        self.node_timeout_seconds = node_timeout_seconds
+        self.taken_over = 0  # attempts taken over from nodes that were down
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -161,32 +170,40 @@ class Dialer:
 
     # ------------------------------------------------------------------ reconcile
     def _reconcile(self, s: Session) -> None:
-        """Attempts this node left in flight when it stopped: settle each exactly once."""
-        for attempt in cstore.stale_dialing(s, self.node):
-            if attempt.channel_id is None:
-                cstore.release_attempt(s, attempt.id)  # claimed, never placed
-                continue
-            call = repo.call_of_attempt(s, attempt.id)
-            if call is None:
-                # Marked originated, but the call row (written before the originate) is
-                # missing: the call was never placed. It goes back to the queue unspent.
-                cstore.return_unplaced(s, attempt.id)
-                continue
-            status = call.status
-            if status is Outcome.ACTIVE:
-                # The worker died mid-call; the service has hung the channel up.
-                repo.end_call(s, call.id, Outcome.INTERRUPTED, at=self.clock())
-                status = Outcome.INTERRUPTED
-            self._settle(
-                s,
-                attempt,
-                attempt_outcome(status),
-                call_id=call.id,
-                answered_at=call.answered_at,
-                ended_at=call.ended_at or self.clock(),
-                cause=call.hangup_cause,
-                detail="reconciled after a restart",
-            )
+        """Attempts this node left in flight when it stopped: settle each exactly once.
+        Adopted by a guarded UPDATE: those another node took over while this one was down
+        are not this node's any more, and one being taken over right now goes to one node."""
+        for attempt in cstore.adopt_dialing(s, owner=self.node, node=self.node):
+            self.settle_stale(s, attempt, "reconciled after a restart")
+
+    def settle_stale(self, s: Session, attempt: Attempt, detail: str) -> None:
+        """Settle an attempt left in ``dialing`` by a node that stopped (this one, or one
+        that is down): from its call record, or back to the queue if it was never placed."""
+        if attempt.channel_id is None:
+            cstore.release_attempt(s, attempt.id)  # claimed, never placed
+            return
+        call = repo.call_of_attempt(s, attempt.id)
+        if call is None:
+            # Marked originated, but the call row (written before the originate) is
+            # missing: the call was never placed. It goes back to the queue unspent.
+            cstore.return_unplaced(s, attempt.id)
+            return
+        status = call.status
+        if status is Outcome.ACTIVE:
+            # The worker died mid-call; the service has hung the channel up (or, for a
+            # node that is down, its Asterisk went with it or hangs up when it is back).
+            repo.end_call(s, call.id, Outcome.INTERRUPTED, at=self.clock())
+            status = Outcome.INTERRUPTED
+        self._settle(
+            s,
+            attempt,
+            attempt_outcome(status),
+            call_id=call.id,
+            answered_at=call.answered_at,
+            ended_at=call.ended_at or self.clock(),
+            cause=call.hangup_cause,
+            detail=detail,
+        )
 
     # ------------------------------------------------------------------ the loop
     async def _loop(self) -> None:
@@ -202,6 +219,7 @@ class Dialer:
                 raise
             except Exception as exc:  # keep dialing: one bad pass must not stop the campaigns
                 log.exception("dialer pass failed")
+                self.last_error = (self.clock(), f"{DIALER_FAILED}: {type(exc).__name__}: {exc}")
                 for run in self.campaigns.values():  # said in the status, never silently idle
                     run.reason = f"{DIALER_FAILED}: {type(exc).__name__}: {exc}"[:300]
                 await asyncio.sleep(1.0)
@@ -252,6 +270,13 @@ class Dialer:
             if cid not in running_ids and not self.campaigns[cid].in_flight:
                 del self.campaigns[cid]
         await self._db(lambda s: self._update_reasons(s, running_ids))
+        if self.node_timeout_seconds is not None:
+            from ivr.campaigns.takeover import take_over
+
+            try:
+                await self._db(functools.partial(take_over, self))
+            except Exception:  # noqa: BLE001 - the next refresh tries again; dialling goes on
+                log.exception("taking over the calls of a node that is down failed")
 
     def _pause_work(self, campaign_id: str, problem: str) -> Callable[[Session], object]:
         at = self.clock()
@@ -325,6 +350,8 @@ class Dialer:
 
     async def _dial_pass(self) -> None:
         if not self._asterisk_reachable():
+            return
+        if self.draining:  # the node is draining: no new claims (the heartbeat reads the flag)
             return
         for run in list(self.campaigns.values()):
             if self.monotonic() < run.hold_until:
@@ -482,6 +509,12 @@ class Dialer:
                         detail=detail,
                     )
                 )
+                break
+            except cstore.AttemptStateError as exc:
+                # Settled already: another node took this one over while this node looked
+                # down (no heartbeat for [cluster] node_timeout_seconds). Its settling stands.
+                log.warning("attempt %s was settled elsewhere; its %s here is not: %s",
+                            attempt.id, outcome, exc)  # fmt: skip
                 break
             except sa.exc.OperationalError:
                 log.warning("settling attempt %s: database busy, retrying", attempt.id)

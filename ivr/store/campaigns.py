@@ -834,6 +834,39 @@ def stale_dialing(s: Session, node: str) -> list[Attempt]:
     )
 
 
+def adopt_dialing(s: Session, *, owner: str, node: str, limit: int | None = None) -> list[Attempt]:
+    """Make ``node`` the claimant of the attempts ``owner`` left in ``dialing`` and return
+    them (oldest claim first), for ``node`` to settle in the same transaction.
+
+    ``owner == node``: a restarted node reconciling its own attempts; otherwise a node
+    taking over the attempts of one that is down (``ivr.campaigns.takeover``). The UPDATE
+    is guarded (``claimed_by = owner AND state = dialing``, re-checked on the locked row by
+    PostgreSQL; on SQLite the transaction is the only writer), so of two nodes adopting
+    the same attempts at once, each attempt goes to exactly one: the other gets none.
+    ``limit``: at most this many (a bounded pass; the rest the next time).
+    """
+    picked = (
+        sa.select(Attempt.id)
+        .where(Attempt.state == AttemptState.DIALING, Attempt.claimed_by == owner)
+        .order_by(Attempt.claimed_at, Attempt.id)
+    )
+    if limit is not None:
+        picked = picked.limit(limit)
+    picked_cte = picked.cte("adopted")
+    adopted = s.scalars(
+        sa.update(Attempt)
+        .where(
+            Attempt.id.in_(sa.select(picked_cte.c.id)),
+            Attempt.state == AttemptState.DIALING,
+            Attempt.claimed_by == owner,
+        )
+        .values(claimed_by=node)
+        .returning(Attempt)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).all()
+    return sorted(adopted, key=lambda a: (a.claimed_at or a.due_at, a.id))
+
+
 def numbers_called_today(
     s: Session, phones: Iterable[str], day_start_utc: datetime, exclude_campaign_id: str
 ) -> set[str]:

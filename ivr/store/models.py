@@ -494,7 +494,9 @@ class TranscriptRow(Base):
 
 # The staff side's tables share this metadata (Alembic and the tests see one schema).
 from ivr.store import api_models as _api_models  # noqa: E402,F401
+from ivr.store import cluster_models as _cluster_models  # noqa: E402,F401
 from ivr.store import counters as _counters  # noqa: E402,F401
+from ivr.store import job_models as _job_models  # noqa: E402,F401
 from ivr.store import org_models as _org_models  # noqa: E402,F401
 from ivr.store import schedule_models as _schedule_models  # noqa: E402,F401
 from ivr.store import webhook_models as _webhook_models  # noqa: E402,F401

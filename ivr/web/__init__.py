@@ -132,3 +132,6 @@ def _register_feature_blueprints(app: Flask) -> None:
     from ivr.web import webhooks as webhook_pages  # webhook endpoints and deliveries (issue 12)
 
     app.register_blueprint(webhook_pages.bp)
+    from ivr.web import cluster as cluster_page  # the telephony nodes (issue 13)
+
+    app.register_blueprint(cluster_page.bp)

@@ -63,6 +63,8 @@ TABLES = {
     "transcripts",
     *("webhook_endpoints", "webhook_events", "webhook_deliveries", "webhook_attempts"),
     *("report_schedules", "schedule_sends"),
+    "cluster_nodes",
+    "transcription_claims",
 }
 
 
