@@ -78,6 +78,8 @@ def render_all(
     templates: Path | None = None,
     inbound_numbers: Sequence[str] | None = None,
     call_limit_seconds: int = 3660,
+    balancer: str = "",
+    system_name: str = "",
 ) -> dict[str, str]:
     """Every config file's name and rendered text.
 
@@ -86,6 +88,8 @@ def render_all(
     """
     numbers = list(pbx.inbound_numbers if inbound_numbers is None else inbound_numbers)
     check_rendered_values(pbx, creds, dirs, numbers)
+    check_config_text("the Kamailio address (cluster.kamailio_address)", balancer)
+    check_config_text("the node name (telephony.node_name)", system_name)
     source = templates or template_dir()
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(source)),
@@ -100,6 +104,11 @@ def render_all(
         "pbx": pbx,
         "inbound_numbers": numbers,
         "call_limit_seconds": call_limit_seconds,
+        # "IP:PORT" of the Kamailio in front of this node (ivr.cluster.kamailio); "": none.
+        "balancer": balancer,
+        # Asterisk's systemname: it prefixes every channel's unique id, so that the nodes
+        # of a cluster never store the same inbound channel id in the shared database.
+        "system_name": system_name,
         "creds": creds,
         "dirs": dirs,
         "loopback": pbx.bind_address.startswith("127.") or pbx.bind_address == "::1",
