@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ivr.cluster.kamailio import balancer_match, system_name
 from ivr.config import PbxSettings, Settings
 from ivr.credentials import Credentials
 from ivr.pbx.render import PbxDirs, render_all
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     from ivr.telephony.ami import AmiHealth
 
 SOCKET_PATH_MAX = 100  # AF_UNIX paths are limited to 108 bytes
+EXTERNAL_HINT = (
+    "pbx.external is set: Asterisk runs elsewhere (its own container) and is started and "
+    "stopped there; `ivr pbx render` writes its config into DATA_DIR/pbx/etc"
+)
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,8 @@ class PbxController:
             dirs,
             inbound_numbers=self.settings.inbound_numbers,
             call_limit_seconds=int(self.settings.telephony.max_call_seconds) + 60,
+            balancer=balancer_match(self.settings),
+            system_name=system_name(self.settings),
         )
         for name, text in files.items():
             target = dirs.etc / name
@@ -250,6 +257,8 @@ class PbxController:
 
     def start(self, timeout: float = 30.0) -> int:
         """Start Asterisk in the background and wait until it is fully booted. Idempotent."""
+        if self.settings.pbx.external:
+            raise PbxError(EXTERNAL_HINT)
         pid = self.pid()
         if pid is not None:
             return pid
@@ -306,6 +315,8 @@ class PbxController:
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop Asterisk; True when one was running. Leaves no process behind."""
+        if self.settings.pbx.external:
+            raise PbxError(EXTERNAL_HINT)
         pid = self.pid()
         if pid is None:
             return False
@@ -336,7 +347,7 @@ class PbxController:
         detail: dict[str, str] = {}
         trunk: dict[str, Any] = {}
         softphones: list[dict[str, str]] = []
-        if pid is None:
+        if pid is None and not pbx.external:
             return PbxStatus(False, None, False, False, False, {"asterisk": "not running"})
         sip = sip_options_ping(pbx.bind_address, pbx.sip_port)
         detail["sip"] = sip or "no answer"
@@ -363,7 +374,8 @@ class PbxController:
         except Exception as exc:  # noqa: BLE001
             detail["ari"] = f"error: {exc}"
             ari_ok = False
-        return PbxStatus(True, pid, sip is not None, ami_ok, ari_ok, detail, trunk, softphones)
+        running = pid is not None or sip is not None  # pbx.external: it answers SIP
+        return PbxStatus(running, pid, sip is not None, ami_ok, ari_ok, detail, trunk, softphones)
 
     def logs(self, lines: int = 50) -> str:
         out: list[str] = []

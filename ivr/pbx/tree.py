@@ -27,6 +27,7 @@ PACKAGES = (
     "asterisk-core-sounds-en-wav",
 )
 READY_MARK = ".ivr-ready"
+EXTERNAL_MODULES_DIR = "/usr/lib/asterisk/modules"  # pbx.external: the Asterisk image's path
 RELINKED_MARK = ".ivr-relinked"
 
 
@@ -133,6 +134,12 @@ def relink_absolute_symlinks(tree: Path) -> int:
 def find_install(settings: Settings) -> AsteriskInstall | None:
     """The Asterisk to run, or None when nothing is built or configured yet."""
     pbx = settings.pbx
+    if pbx.external:  # paths on the external Asterisk's side (docker/asterisk.Dockerfile)
+        return AsteriskInstall(
+            binary=Path("/usr/sbin/asterisk"),
+            modules_dir=Path(pbx.modules_dir or EXTERNAL_MODULES_DIR),
+            data_dir=Path("/usr/share/asterisk"),
+        )
     if pbx.asterisk_binary:
         binary = Path(pbx.asterisk_binary)
         if not (binary.is_file() and os.access(binary, os.X_OK)):
