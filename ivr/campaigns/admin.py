@@ -43,7 +43,7 @@ from ivr.campaigns.errors import (
 from ivr.clock import Clock
 from ivr.flows.loader import FlowError
 from ivr.store import campaigns as cstore
-from ivr.store.db import reader_for
+from ivr.store.db import in_transaction, reader_for
 from ivr.store.models import Campaign, CampaignStatus, Contact
 from ivr.store.org_models import Role
 
@@ -377,7 +377,8 @@ class CampaignAdmin:
     ) -> bool:
         org_id = _scope(actor, Role.MANAGER)
         now = self.clock()
-        with self.factory.begin() as s:
+
+        def change(s: Session) -> bool:
             campaign = _find(s, org_id, campaign_id, lock=True)
             before = campaign.status
             if before is status:
@@ -392,7 +393,11 @@ class CampaignAdmin:
                 cstore.schedule_first_attempts(s, campaign.id, now, at=now)
             self._move(s, campaign, status, reason, now)
             _record(s, actor, campaign, action, now, before=before.value, reason=reason)
-        return True
+            return True
+
+        # Stopping cancels the due attempts that a telephony worker may be claiming at this
+        # moment: on PostgreSQL one of the two can be a deadlock's victim; ours runs again.
+        return in_transaction(self.factory, change)
 
     @staticmethod
     def _move(

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
@@ -26,6 +26,40 @@ BEGIN_IMMEDIATE = "ivr_begin_immediate"
 # DEFERRED, so a long read (a report over 100,000 attempts) holds no lock and never makes
 # the telephony worker's writes wait; under WAL it reads a consistent snapshot.
 READ_ONLY = "ivr_read_only"
+
+
+# SQLSTATEs of a transaction PostgreSQL aborted so that others could go on: a deadlock it
+# broke (40P01) or a serialization conflict (40001). Running the whole transaction again is
+# the documented remedy; nothing of it was committed.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+RETRIES = 3
+T = TypeVar("T")
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether ``exc`` (a SQLAlchemy error) means PostgreSQL aborted the transaction to break
+    a deadlock or a serialization conflict: the transaction may simply run again."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def in_transaction(
+    factory: sessionmaker[Session], work: Callable[[Session], T], retries: int = RETRIES
+) -> T:
+    """``work`` in a transaction of its own, run again (up to ``retries`` times, after a
+    short pause) when PostgreSQL aborts it to break a deadlock. Staff actions use it: a
+    campaign stopped while a telephony worker claims its attempts locks the same rows in
+    the other order (the campaign, then its attempts; the worker: attempts, then the
+    campaign's counters and status), and one of the two is the deadlock's victim."""
+    for attempt in range(retries + 1):
+        try:
+            with factory.begin() as s:
+                return work(s)
+        except sa.exc.DBAPIError as exc:
+            if attempt >= retries or not retryable(exc):
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def normalise_url(url: str | URL) -> URL:

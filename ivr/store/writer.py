@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr.store.db import retryable
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -206,5 +208,9 @@ def _deliver(item: _Item, ok: bool, value: Any) -> None:
 
 
 def _is_busy(exc: OperationalError) -> bool:
+    """SQLite busy or locked, or a PostgreSQL transaction aborted to break a deadlock (a
+    staff action took the same rows in the other order): worth running again."""
+    if retryable(exc):
+        return True
     text = str(exc).lower()
     return "locked" in text or "busy" in text
