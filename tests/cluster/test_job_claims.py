@@ -5,23 +5,17 @@ queued again once, whichever of several workers sweeps."""
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.job_claims import Claims, lost_recordings, requeue_lost
 from ivr.jobs import transcribe_recording
 from ivr.speech.stt import Transcript
-from ivr.store.db import make_engine, make_session_factory
 from ivr.store.job_models import TranscriptionClaim
-from ivr.store.migrate import upgrade
 from ivr.store.models import Recording, TranscriptRow
-from tests.support.postgres import create_database, drop_database
 from tests.support.recordings import store_recording
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -33,25 +27,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    server_url: str | None = None
-    name = f"ivr_claims_{uuid.uuid4().hex[:12]}"
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ivr.db'}"
-    else:
-        server_url = request.getfixturevalue("postgres_url")
-        url = create_database(server_url, name)
-    upgrade(url)
-    engine = make_engine(url)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
-        if server_url is not None:
-            drop_database(server_url, name)
 
 
 def _recordings(sessions: sessionmaker[Session], n: int, tmp_path: Path) -> list[int]:

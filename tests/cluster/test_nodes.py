@@ -4,10 +4,7 @@ the view, down nodes) on SQLite and on a real PostgreSQL."""
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -17,9 +14,7 @@ from ivr.cluster import nodes
 from ivr.cluster.node_rules import NodeState, heartbeat_age, node_state, takes_new_attempts
 from ivr.cluster.nodes import NodeBeat
 from ivr.store.cluster_models import ClusterNode
-from ivr.store.db import make_engine, make_session_factory, session_scope
-from ivr.store.migrate import upgrade
-from tests.support.postgres import create_database, drop_database
+from ivr.store.db import session_scope
 
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 TIMEOUT = 30.0
@@ -68,24 +63,6 @@ def test_heartbeat_age_and_a_bad_timeout() -> None:
 
 
 # --------------------------------------------------------------------------- the store
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    """A migrated, empty database: a SQLite file, or a database on the test PostgreSQL."""
-    server_url: str | None = None
-    name = f"ivr_test_{uuid.uuid4().hex[:12]}"
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ivr.db'}"
-    else:
-        server_url = request.getfixturevalue("postgres_url")
-        url = create_database(server_url, name)
-    upgrade(url)
-    engine = make_engine(url)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
-        if server_url is not None:
-            drop_database(server_url, name)
 
 
 def beat(name: str = "node-a", **overrides: object) -> NodeBeat:

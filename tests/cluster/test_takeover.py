@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, cast
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,33 +25,12 @@ from ivr.outcome import Outcome
 from ivr.store import campaigns as cstore
 from ivr.store import repo
 from ivr.store.campaigns import ContactRow
-from ivr.store.db import make_engine, make_session_factory, session_scope
-from ivr.store.migrate import upgrade
+from ivr.store.db import session_scope
 from ivr.store.models import Attempt, AttemptState, Call, CampaignStatus
-from tests.support.postgres import create_database, drop_database
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 TIMEOUT = 30.0
 KINDS = ("talking", "ringing", "ended-busy", "no-call-row", "not-originated")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    server_url: str | None = None
-    name = f"ivr_take_{uuid.uuid4().hex[:12]}"
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ivr.db'}"
-    else:
-        server_url = request.getfixturevalue("postgres_url")
-        url = create_database(server_url, name)
-    upgrade(url)
-    engine = make_engine(url)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
-        if server_url is not None:
-            drop_database(server_url, name)
 
 
 def _beat(s: Session, name: str, at: datetime) -> None:
