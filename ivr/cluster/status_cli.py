@@ -23,6 +23,72 @@ def add_status_parser(actions: Any) -> None:
     )
     st.add_argument("--json", action="store_true", help="the nodes as JSON")
     st.set_defaults(func=cmd_status)
+    fg = actions.add_parser(
+        "forget",
+        help="remove a node taken out of the cluster for good from the view (down or stopped, "
+        "nothing left in flight)",
+    )
+    fg.add_argument("node", help="the node's name, as `ivr cluster status` shows it")
+    fg.set_defaults(func=cmd_forget)
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Remove a decommissioned node's row: only when it is down or stopped and holds no
+    attempt in flight and no active call (else another node must settle those first)."""
+    import sys
+
+    import sqlalchemy as sa
+
+    from ivr.clock import system_clock
+    from ivr.cluster.node_rules import NodeState
+    from ivr.cluster.nodes import forget_node, node_views
+    from ivr.config import load_settings
+    from ivr.outcome import Outcome
+    from ivr.store.db import in_transaction, make_engine, make_session_factory
+    from ivr.store.migrate import check_current
+    from ivr.store.models import Attempt, AttemptState, Call
+
+    settings = load_settings()
+    check_current(settings.database_url)
+    engine = make_engine(settings.database_url)
+    timeout = settings.cluster.node_timeout_seconds
+
+    def forget(s: Any) -> str | None:
+        views = {v.name: v for v in node_views(s, system_clock(), timeout)}
+        view = views.get(args.node)
+        if view is None:
+            known = ", ".join(sorted(views)) or "none"
+            return f"no node named {args.node!r} (known: {known})"
+        if view.state not in (NodeState.DOWN, NodeState.STOPPED):
+            return f"node {args.node} is {view.state.value}: stop its telephony worker first"
+        in_flight = s.scalar(
+            sa.select(sa.func.count())
+            .select_from(Attempt)
+            .where(Attempt.claimed_by == args.node, Attempt.state == AttemptState.DIALING)
+        )
+        active = s.scalar(
+            sa.select(sa.func.count())
+            .select_from(Call)
+            .where(Call.node_name == args.node, Call.status == Outcome.ACTIVE)
+        )
+        if in_flight or active:
+            return (
+                f"node {args.node} still has {in_flight} attempt(s) in flight and {active} "
+                f"active call(s): another node settles them {timeout:g} s after its last "
+                "heartbeat (or start the node again); forget it after that"
+            )
+        forget_node(s, args.node)
+        return None
+
+    try:
+        problem = in_transaction(make_session_factory(engine), forget)
+    finally:
+        engine.dispose()
+    if problem is not None:
+        print(f"ivr: error: {problem}", file=sys.stderr)
+        return 2
+    print(f"node {args.node} forgotten: it no longer shows in the cluster view", flush=True)
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
