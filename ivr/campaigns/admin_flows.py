@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from ivr.flows.loader import FlowError, load_flow, parse_flow
 from ivr.flows.model import Flow
+from ivr.store.models import Campaign
 from ivr.store.org_models import FlowDoc
 
 DB_PREFIX: Final = "flow:"
@@ -104,6 +105,17 @@ def read(s: Session, flow_path: str, org_id: str | None) -> tuple[Flow, str]:
     except (OSError, UnicodeDecodeError) as exc:  # changed between the two reads
         raise UnknownFlow(f"the flow {flow_path} cannot be read: {exc}") from None
     return parse_flow(text, source=flow_path), text  # the very text that is kept
+
+
+def heard(s: Session, campaign: Campaign) -> Flow | None:
+    """The flow a campaign's residents hear: the one frozen at its start, else the one it
+    names now; None when neither can be read."""
+    try:
+        if campaign.flow_snapshot is not None:
+            return parse_flow(campaign.flow_snapshot, source=campaign.flow_path)
+        return read(s, campaign.flow_path, campaign.org_id)[0]
+    except (FlowError, UnknownFlow):
+        return None
 
 
 def label(s: Session, flow_path: str) -> str:

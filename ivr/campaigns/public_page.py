@@ -25,8 +25,6 @@ from ivr.campaigns.admin import _find, _scope
 from ivr.campaigns.numbers import NumberError, normalise
 from ivr.campaigns.public_info import PublicInfo, Question, dumps, loads, questions
 from ivr.clock import Clock
-from ivr.flows.loader import FlowError, parse_flow
-from ivr.flows.model import Flow
 from ivr.store.db import reader_for
 from ivr.store.models import Campaign
 from ivr.store.org_models import InboundLine, Organisation, Role
@@ -68,16 +66,6 @@ class PublicView:
     questions: list[Question]
     flow_languages: tuple[str, ...]
     opt_out_key: str  # "" when the flow has no opt-out key
-
-
-def _flow_of(s: Session, campaign: Campaign) -> Flow | None:
-    """The questions residents hear: the flow frozen at the start, else the flow named."""
-    try:
-        if campaign.flow_snapshot is not None:
-            return parse_flow(campaign.flow_snapshot, source=campaign.flow_path)
-        return admin_flows.read(s, campaign.flow_path, campaign.org_id)[0]
-    except (FlowError, admin_flows.UnknownFlow):
-        return None
 
 
 def _numbers(values: list[str]) -> set[str]:
@@ -158,7 +146,7 @@ class PublicPages:
             info = loads(campaign.public_info)
             if not info.enabled:
                 raise NotFound("the public page is not published")
-            flow = _flow_of(s, campaign)
+            flow = admin_flows.heard(s, campaign)
             return PublicView(
                 slug=slug,
                 org_name=org_name,

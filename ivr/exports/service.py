@@ -26,8 +26,6 @@ from ivr.clock import Clock
 from ivr.exports import columns, csv_out, dataset, sav_out, xlsx_out
 from ivr.exports import rows as reads
 from ivr.exports.columns import Cell, Question
-from ivr.flows.loader import FlowError, parse_flow
-from ivr.flows.model import Flow
 from ivr.store.models import Campaign
 from ivr.store.org_models import Role
 
@@ -53,17 +51,6 @@ class Target:
 
     def question_texts(self) -> dict[str, str]:
         return {q.node_id: q.text for q in self.questions}
-
-
-def _flow_of(s: Session, campaign: Campaign) -> Flow | None:
-    """The flow the campaign's residents heard (frozen at its start), else its flow now."""
-    try:
-        if campaign.flow_snapshot is not None:
-            return parse_flow(campaign.flow_snapshot, source=campaign.flow_path)
-        return admin_flows.read(s, campaign.flow_path, campaign.org_id)[0]
-    except (FlowError, admin_flows.UnknownFlow):
-        log.warning("campaign %s: its flow cannot be read: no question columns", campaign.id)
-        return None
 
 
 def weights(
@@ -96,7 +83,9 @@ class Exports:
 
     def _target(self, s: Session, campaign: Campaign) -> Target:
         language = campaign.default_language.value
-        flow = _flow_of(s, campaign)
+        flow = admin_flows.heard(s, campaign)
+        if flow is None:
+            log.warning("campaign %s: its flow cannot be read: no question columns", campaign.id)
         found = tuple(columns.questions(flow, language)) if flow else ()
         return Target(campaign.id, campaign.name, campaign.org_id, language, found)
 
