@@ -22,6 +22,18 @@ def heartbeat_age(heartbeat_at: datetime, now: datetime) -> float:
     return max(0.0, (now - heartbeat_at).total_seconds())
 
 
+AGE_UNITS = (("s", 1.0, 120.0), ("min", 60.0, 7200.0), ("h", 3600.0, 172800.0))
+
+
+def age_in_units(seconds: float) -> tuple[int, str]:
+    """A heartbeat's age as shown to people: whole seconds below 2 minutes, minutes below
+    2 hours, hours below 2 days, else days (``(count, unit)``, unit s, min, h or d)."""
+    for unit, size, below in AGE_UNITS:
+        if seconds < below:
+            return round(seconds / size), unit
+    return round(seconds / 86400), "d"
+
+
 def node_state(
     *,
     heartbeat_at: datetime,

@@ -127,13 +127,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def age_text(seconds: float) -> str:
     """``4 s ago``, ``3 min ago``, ``2 h ago``, ``5 d ago``."""
-    if seconds < 120:
-        return f"{seconds:.0f} s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h ago"
-    return f"{seconds / 86400:.0f} d ago"
+    from ivr.cluster.node_rules import age_in_units
+
+    count, unit = age_in_units(seconds)
+    return f"{count} {unit} ago"
 
 
 def _when(value: datetime | None) -> str:

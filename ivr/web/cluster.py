@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, render_template
 from flask_babel import gettext as _
 
-from ivr.cluster.node_rules import NodeState
+from ivr.cluster.node_rules import NodeState, age_in_units
 from ivr.cluster.nodes import NodeView, node_views
 from ivr.store.db import reader_for, session_scope
 from ivr.store.org_models import Role
@@ -54,13 +54,15 @@ def state_name(state: NodeState) -> str:
 
 def age_text(seconds: float) -> str:
     """How long ago the last heartbeat came: seconds, minutes, hours or days."""
-    if seconds < 120:
-        return str(_("%(count)s s ago", count=fmt_number(round(seconds))))
-    if seconds < 7200:
-        return str(_("%(count)s min ago", count=fmt_number(round(seconds / 60))))
-    if seconds < 172800:
-        return str(_("%(count)s h ago", count=fmt_number(round(seconds / 3600))))
-    return str(_("%(count)s d ago", count=fmt_number(round(seconds / 86400))))
+    count, unit = age_in_units(seconds)
+    n = fmt_number(count)
+    if unit == "s":
+        return str(_("%(count)s s ago", count=n))
+    if unit == "min":
+        return str(_("%(count)s min ago", count=n))
+    if unit == "h":
+        return str(_("%(count)s h ago", count=n))
+    return str(_("%(count)s d ago", count=n))
 
 
 def pacing_text(view: NodeView) -> str:
