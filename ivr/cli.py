@@ -287,16 +287,16 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     of no organisation."""
     from ivr.accounts.audit import Actor, Forbidden, NotFound
     from ivr.bootstrap import load_app
+    from ivr.cli_staff import org_named
 
     services = load_app().services()
     try:
         org_id = None
         if args.org:
-            try:
-                org_id = services.accounts.org_by_name(args.org).id
-            except NotFound as exc:
-                print(f"ivr: error: --org: {exc}", file=sys.stderr)
+            org = org_named(services, args.org)
+            if org is None:
                 return 2
+            org_id = org.id
         try:
             return _campaign_action(args, services.campaigns, Actor.cli(org_id))
         except (NotFound, Forbidden) as exc:

@@ -17,13 +17,12 @@ def cmd_token(args: argparse.Namespace) -> int:
     from ivr.accounts.audit import Actor, NotFound
     from ivr.api.tokens import ApiTokens, TokenInvalid
     from ivr.bootstrap import load_app
+    from ivr.cli_staff import org_named
 
     services = load_app().services()
     try:
-        try:
-            org = services.accounts.org_by_name(args.org)
-        except NotFound as exc:
-            print(f"ivr: error: --org: {exc}", file=sys.stderr)
+        org = org_named(services, args.org)
+        if org is None:
             return 2
         tokens = ApiTokens(services.factory, services.clock)
         actor = Actor.cli(org.id)

@@ -81,6 +81,7 @@ def _emit(args: argparse.Namespace, chunks: Iterable[bytes]) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from ivr.accounts.audit import Actor, Forbidden, NotFound
     from ivr.bootstrap import load_app
+    from ivr.cli_staff import org_named
     from ivr.exports.service import ExportError
 
     problem = _problem(args)
@@ -92,10 +93,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         org_id = None
         if args.org:
-            try:
-                org_id = services.accounts.org_by_name(args.org).id
-            except NotFound as exc:
-                return _fail(f"--org: {exc}")
+            org = org_named(services, args.org)
+            if org is None:
+                return 2
+            org_id = org.id
         try:
             return _run(args, services.exports, Actor.cli(org_id))
         except (NotFound, Forbidden, ExportError) as exc:

@@ -5,11 +5,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ivr.services import Services
+    from ivr.store.org_models import Organisation
 
 
 def _print(line: str) -> None:
     print(line, flush=True)
+
+
+def org_named(services: Services, name: str) -> Organisation | None:
+    """The organisation of ``--org NAME``; None after saying on stderr that there is none
+    (the command then exits 2)."""
+    from ivr.accounts.audit import NotFound
+
+    try:
+        return services.accounts.org_by_name(name)
+    except NotFound as exc:
+        print(f"ivr: error: --org: {exc}", file=sys.stderr)
+        return None
 
 
 def cmd_org(args: argparse.Namespace) -> int:
@@ -43,20 +59,19 @@ def cmd_org(args: argparse.Namespace) -> int:
 def cmd_user(args: argparse.Namespace) -> int:
     """`ivr user add EMAIL --org NAME --role ROLE [--json]`: the password is generated and
     printed once (it is stored only as an argon2 hash)."""
-    from ivr.accounts.audit import Actor, NotFound
+    from ivr.accounts.audit import Actor
     from ivr.accounts.service import AccountError
     from ivr.bootstrap import load_app
 
     services = load_app().services()
     try:
+        org = org_named(services, args.org)
+        if org is None:
+            return 2
         try:
-            org = services.accounts.org_by_name(args.org)
             user, password = services.accounts.add_user(
                 Actor.cli(org.id), args.email, org.id, args.role, name=args.name or ""
             )
-        except NotFound as exc:
-            print(f"ivr: error: --org: {exc}", file=sys.stderr)
-            return 2
         except AccountError as exc:
             print(f"ivr: error: {exc}", file=sys.stderr)
             return 2
@@ -84,7 +99,7 @@ def cmd_flow_add(args: argparse.Namespace) -> int:
     an upload in the staff UI); a campaign names it `--flow flow:ID`."""
     from pathlib import Path
 
-    from ivr.accounts.audit import Actor, NotFound
+    from ivr.accounts.audit import Actor
     from ivr.bootstrap import load_app
     from ivr.flows.loader import FlowError
 
@@ -96,10 +111,8 @@ def cmd_flow_add(args: argparse.Namespace) -> int:
         return 2
     services = load_app().services()
     try:
-        try:
-            org = services.accounts.org_by_name(args.org)
-        except NotFound as exc:
-            print(f"ivr: error: --org: {exc}", file=sys.stderr)
+        org = org_named(services, args.org)
+        if org is None:
             return 2
         try:
             record = services.flows.upload(Actor.cli(org.id), text, source=str(path))
@@ -129,16 +142,14 @@ TAG_PROBLEMS = {
 def cmd_tag(args: argparse.Namespace) -> int:
     """`ivr tag add NAME --org ORG [--key 1-9] [--json]`, `ivr tag list --org ORG`: the
     themes reviewers tag open answers with (keys 1-9 in the review queue)."""
-    from ivr.accounts.audit import Actor, NotFound
+    from ivr.accounts.audit import Actor
     from ivr.bootstrap import load_app
     from ivr.review.tags import TagInvalid, parse_key
 
     services = load_app().services()
     try:
-        try:
-            org = services.accounts.org_by_name(args.org)
-        except NotFound as exc:
-            print(f"ivr: error: --org: {exc}", file=sys.stderr)
+        org = org_named(services, args.org)
+        if org is None:
             return 2
         actor = Actor.cli(org.id)
         if args.action == "list":
