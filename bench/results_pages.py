@@ -31,17 +31,13 @@ import re
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.results_data import NOW, seed
-from bench.web_pages import _report, _timed
+from bench.web_pages import _report, _timed, bench_instance
 from ivr.accounts.audit import Actor
-from ivr.bootstrap import init
-from ivr.clock import MovableClock
-from ivr.config import load_settings
 
 ROOT = Path(__file__).parents[1]
 
@@ -145,112 +141,100 @@ def _api_lists(app: Any, services: Any, org_id: str, campaign_id: str, requests:
 def run(db: str, contacts: int, open_answers: int, requests: int, keep: Path | None) -> None:
     from ivr.web import create_app
 
-    with tempfile.TemporaryDirectory(prefix="ivr-bench-results-") as scratch:
-        tmp = str(keep) if keep is not None and db == "sqlite" else scratch
-        env = {"IVR_DATA_DIR": tmp, "IVR_CACHE_DIR": str(Path(tmp) / "cache")}
-        server = None
-        if db == "postgresql":
-            from tests.support.postgres import create_database, start_postgres
-
-            server = start_postgres()
-            env["IVR_DATABASE_URL"] = create_database(server.url(), "bench_results")
-        try:
-            settings = load_settings(env)
-            clock = MovableClock(NOW)
-            app_, _ = init(settings, clock)
-            services = app_.services()
-            saved = Path(tmp) / "bench-results.json"
-            if saved.exists():
-                seeded = json.loads(saved.read_text())
-                org = services.accounts.org_by_name("Bench")
-                print(f"{db}: reusing the seeded database in {tmp}", flush=True)
-            else:
-                org = services.accounts.add_org(Actor.cli(), "Bench")
-                passwords = {}
-                for role in ("reviewer", "manager"):
-                    _, passwords[role] = services.accounts.add_user(
-                        Actor.cli(org.id), f"{role}@bench.example", org.id, role
-                    )
-                print(
-                    f"{db}: seeding {contacts:,} contacts, {open_answers:,} open answers …",
-                    flush=True,
+    with bench_instance(db, keep, "ivr-bench-results-", "bench_results", NOW) as (
+        tmp,
+        env,
+        services,
+        clock,
+    ):
+        saved = Path(tmp) / "bench-results.json"
+        if saved.exists():
+            seeded = json.loads(saved.read_text())
+            org = services.accounts.org_by_name("Bench")
+            print(f"{db}: reusing the seeded database in {tmp}", flush=True)
+        else:
+            org = services.accounts.add_org(Actor.cli(), "Bench")
+            passwords = {}
+            for role in ("reviewer", "manager"):
+                _, passwords[role] = services.accounts.add_user(
+                    Actor.cli(org.id), f"{role}@bench.example", org.id, role
                 )
-                seeded = {**seed(services.engine, org.id, contacts=contacts,
-                                 open_answers=open_answers), "passwords": passwords}  # fmt: skip
-                print(
-                    f"  seeded in {seeded['seconds']:.0f} s: {seeded['answers']:,} answers, "
-                    f"{seeded['calls']:,} calls, {seeded['attempts']:,} attempts, "
-                    f"{seeded['transcripts']:,} transcripts",
-                    flush=True,
-                )
-                if keep is not None and db == "sqlite":
-                    saved.write_text(json.dumps(seeded))
-            campaign_id = seeded["campaign_id"]
-            app = create_app(services=services, clock=clock, testing=True)
-            reviewer = Browser(app, "reviewer@bench.example", seeded["passwords"]["reviewer"])
-            manager = Browser(app, "manager@bench.example", seeded["passwords"]["manager"])
-            queue = f"/o/{org.id}/review/"
-            print(f"{db}: review queue (goal p95 < 100 ms)", flush=True)
-            for label, query in (
-                ("first page, oldest new", ""),
-                ("first page, lowest confidence", "?order=confidence"),
-                ("first page, random sample", "?order=random&state=reviewed"),
-                ("first page, one tag", "?tag=1001&state=reviewed"),
-                ("first page, Swedish low confidence", "?language=sv&band=low"),
-                ("first page, campaign and question", f"?campaign={campaign_id}&node=develop-open"),
-            ):
-                _report(label, _timed(lambda q=query: reviewer.get(queue + q), requests), 100)
-            path: str | None = queue
-            for _ in range(50):
-                assert path is not None
-                path = _next_link(reviewer.get(path).text)
-            if path is None:
-                raise SystemExit("the queue has fewer than 50 pages")
-            deep = path
-            _report("page 51 (keyset)", _timed(lambda: reviewer.get(deep), requests), 100)
-            first = re.search(rf'href="{re.escape(queue)}(\d+)', reviewer.get(queue).text)
-            assert first is not None, "no answer linked from the queue"
-            item = f"{queue}{first[1]}"
-            _report("one answer's page", _timed(lambda: reviewer.get(item), requests), 100)
-            _report(
-                "next answer (redirect)",
-                _timed(lambda: reviewer.get(f"{item}/next", status=302), requests),
-                100,
-            )
-            print(f"{db}: campaign report (goal < 1 s)", flush=True)
-            report = f"/o/{org.id}/campaigns/{campaign_id}/report"
-            start = time.perf_counter()
-            manager.get(report)  # the first view counts the campaign and fills the cache
             print(
-                f"  report page, first view (counts, fills the cache) "
-                f"{(time.perf_counter() - start) * 1000:9.1f} ms",
+                f"{db}: seeding {contacts:,} contacts, {open_answers:,} open answers …",
                 flush=True,
             )
-            _report(
-                "report page (cached counts)",
-                _timed(lambda: manager.get(report), max(5, requests // 10)),
-                1000,
-            )
-            print(f"{db}: REST API lists (issue 12; goal p95 < 100 ms)", flush=True)
-            _api_lists(app, services, org.id, campaign_id, requests)
-            print(f"{db}: exports (goal >= 50,000 rows/s, < 200 MB)", flush=True)
-            _csv_export(env, campaign_id, Path(tmp) / "export.csv")
-            start = time.perf_counter()
-            response = manager.client.get(
-                f"/o/{org.id}/campaigns/{campaign_id}/export/csv",
-                **manager.base, headers=manager.headers, buffered=False,
-            )  # fmt: skip
-            rows = sum(chunk.count(b"\n") for chunk in response.response) - 1
-            seconds = time.perf_counter() - start
+            seeded = {**seed(services.engine, org.id, contacts=contacts,
+                             open_answers=open_answers), "passwords": passwords}  # fmt: skip
             print(
-                f"  CSV export (web route, streamed)            {rows:,} rows in {seconds:.1f} s"
-                f" = {rows / seconds:,.0f} rows/s",
+                f"  seeded in {seeded['seconds']:.0f} s: {seeded['answers']:,} answers, "
+                f"{seeded['calls']:,} calls, {seeded['attempts']:,} attempts, "
+                f"{seeded['transcripts']:,} transcripts",
                 flush=True,
             )
-            services.close()
-        finally:
-            if server is not None:
-                server.stop()
+            if keep is not None and db == "sqlite":
+                saved.write_text(json.dumps(seeded))
+        campaign_id = seeded["campaign_id"]
+        app = create_app(services=services, clock=clock, testing=True)
+        reviewer = Browser(app, "reviewer@bench.example", seeded["passwords"]["reviewer"])
+        manager = Browser(app, "manager@bench.example", seeded["passwords"]["manager"])
+        queue = f"/o/{org.id}/review/"
+        print(f"{db}: review queue (goal p95 < 100 ms)", flush=True)
+        for label, query in (
+            ("first page, oldest new", ""),
+            ("first page, lowest confidence", "?order=confidence"),
+            ("first page, random sample", "?order=random&state=reviewed"),
+            ("first page, one tag", "?tag=1001&state=reviewed"),
+            ("first page, Swedish low confidence", "?language=sv&band=low"),
+            ("first page, campaign and question", f"?campaign={campaign_id}&node=develop-open"),
+        ):
+            _report(label, _timed(lambda q=query: reviewer.get(queue + q), requests), 100)
+        path: str | None = queue
+        for _ in range(50):
+            assert path is not None
+            path = _next_link(reviewer.get(path).text)
+        if path is None:
+            raise SystemExit("the queue has fewer than 50 pages")
+        deep = path
+        _report("page 51 (keyset)", _timed(lambda: reviewer.get(deep), requests), 100)
+        first = re.search(rf'href="{re.escape(queue)}(\d+)', reviewer.get(queue).text)
+        assert first is not None, "no answer linked from the queue"
+        item = f"{queue}{first[1]}"
+        _report("one answer's page", _timed(lambda: reviewer.get(item), requests), 100)
+        _report(
+            "next answer (redirect)",
+            _timed(lambda: reviewer.get(f"{item}/next", status=302), requests),
+            100,
+        )
+        print(f"{db}: campaign report (goal < 1 s)", flush=True)
+        report = f"/o/{org.id}/campaigns/{campaign_id}/report"
+        start = time.perf_counter()
+        manager.get(report)  # the first view counts the campaign and fills the cache
+        print(
+            f"  report page, first view (counts, fills the cache) "
+            f"{(time.perf_counter() - start) * 1000:9.1f} ms",
+            flush=True,
+        )
+        _report(
+            "report page (cached counts)",
+            _timed(lambda: manager.get(report), max(5, requests // 10)),
+            1000,
+        )
+        print(f"{db}: REST API lists (issue 12; goal p95 < 100 ms)", flush=True)
+        _api_lists(app, services, org.id, campaign_id, requests)
+        print(f"{db}: exports (goal >= 50,000 rows/s, < 200 MB)", flush=True)
+        _csv_export(env, campaign_id, Path(tmp) / "export.csv")
+        start = time.perf_counter()
+        response = manager.client.get(
+            f"/o/{org.id}/campaigns/{campaign_id}/export/csv",
+            **manager.base, headers=manager.headers, buffered=False,
+        )  # fmt: skip
+        rows = sum(chunk.count(b"\n") for chunk in response.response) - 1
+        seconds = time.perf_counter() - start
+        print(
+            f"  CSV export (web route, streamed)            {rows:,} rows in {seconds:.1f} s"
+            f" = {rows / seconds:,.0f} rows/s",
+            flush=True,
+        )
 
 
 def main() -> None:

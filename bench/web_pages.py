@@ -17,6 +17,7 @@ p95 under 100 ms for each.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import re
@@ -180,10 +181,15 @@ def _report(name: str, times: list[float], goal_ms: float = 100) -> dict[str, fl
     return figures
 
 
-def run(db: str, contacts: int, campaigns: int, requests: int, keep: Path | None) -> None:
-    from ivr.web import create_app
-
-    with tempfile.TemporaryDirectory(prefix="ivr-bench-web-") as scratch:
+@contextlib.contextmanager
+def bench_instance(
+    db: str, keep: Path | None, prefix: str, database: str, start: datetime
+) -> Iterator[tuple[str, dict[str, str], Any, MovableClock]]:
+    """A data directory (``keep`` on SQLite: reused between runs, else a temporary one), on
+    SQLite or on a PostgreSQL started for the run (database ``database``), initialised with
+    a clock set to ``start``: ``(folder, environment, services, clock)``. The PostgreSQL is
+    stopped afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
         tmp = str(keep) if keep is not None and db == "sqlite" else scratch
         env = {"IVR_DATA_DIR": tmp, "IVR_CACHE_DIR": str(Path(tmp) / "cache")}
         server = None
@@ -191,71 +197,77 @@ def run(db: str, contacts: int, campaigns: int, requests: int, keep: Path | None
             from tests.support.postgres import create_database, start_postgres
 
             server = start_postgres()
-            env["IVR_DATABASE_URL"] = create_database(server.url(), "bench_web")
+            env["IVR_DATABASE_URL"] = create_database(server.url(), database)
         try:
-            settings = load_settings(env)
-            clock = MovableClock(NOW)
-            app_, _ = init(settings, clock)
+            clock = MovableClock(start)
+            app_, _ = init(load_settings(env), clock)
             services = app_.services()
-            saved = Path(tmp) / "bench.json"
-            if saved.exists():
-                seeded = json.loads(saved.read_text())
-                org = services.accounts.org_by_name("Bench")
-                password = seeded["password"]
-                print(f"{db}: reusing the seeded database in {tmp}", flush=True)
-            else:
-                org = services.accounts.add_org(Actor.cli(), "Bench")
-                _, password = services.accounts.add_user(
-                    Actor.cli(org.id), "bench@example.fi", org.id, "manager"
-                )
-                print(f"{db}: seeding {campaigns:,} campaigns, {contacts:,} contacts …", flush=True)
-                seeded = seed(services.engine, org.id, campaigns, contacts)
-                print(f"  seeded in {seeded['seconds']:.0f} s", flush=True)
-                if keep is not None and db == "sqlite":
-                    saved.write_text(json.dumps({**seeded, "password": password}))
-            app = create_app(services=services, clock=clock, testing=True)
-            client = app.test_client()
-            base = {"base_url": "https://localhost"}
-            headers = {"Referer": "https://localhost/login", "Accept-Language": "fi"}
-            page = client.get("/login", **base, headers=headers)
-            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-            assert token is not None
-            client.post(
-                "/login",
-                **base,
-                headers=headers,
-                data={"email": "bench@example.fi", "password": password, "csrf_token": token[1]},
-            )
-            prefix = f"/o/{org.id}/campaigns"
-
-            def get(path: str, poll: bool = False) -> Any:
-                extra = {"X-Ivr-Poll": "1"} if poll else {}
-                response = client.get(path, **base, headers={**headers, **extra})
-                if response.status_code != 200:
-                    raise SystemExit(f"{path}: HTTP {response.status_code}")
-                return response
-
-            first = get(f"{prefix}/")
-            later = re.search(r'href="([^"]*(?:before|after)=[^"]+)"', first.text)
-            _report("campaign list, first page", _timed(lambda: get(f"{prefix}/"), requests))
-            if later:
-                link = later[1].replace("&amp;", "&")
-                _report("campaign list, next page", _timed(lambda: get(link), requests))
-            for label, cid in (("typical", seeded["typical"]), ("large", seeded["big"])):
-                path = f"{prefix}/{cid}/progress.json"
-                _report(
-                    f"progress JSON, {label} campaign",
-                    _timed(lambda path=path: get(path, poll=True), requests),
-                )
-                page_path = f"{prefix}/{cid}"
-                _report(
-                    f"campaign page, {label} campaign",
-                    _timed(lambda p=page_path: get(p), max(20, requests // 5)),
-                )
+            yield tmp, env, services, clock
             services.close()
         finally:
             if server is not None:
                 server.stop()
+
+
+def run(db: str, contacts: int, campaigns: int, requests: int, keep: Path | None) -> None:
+    from ivr.web import create_app
+
+    with bench_instance(db, keep, "ivr-bench-web-", "bench_web", NOW) as (tmp, _, services, clock):
+        saved = Path(tmp) / "bench.json"
+        if saved.exists():
+            seeded = json.loads(saved.read_text())
+            org = services.accounts.org_by_name("Bench")
+            password = seeded["password"]
+            print(f"{db}: reusing the seeded database in {tmp}", flush=True)
+        else:
+            org = services.accounts.add_org(Actor.cli(), "Bench")
+            _, password = services.accounts.add_user(
+                Actor.cli(org.id), "bench@example.fi", org.id, "manager"
+            )
+            print(f"{db}: seeding {campaigns:,} campaigns, {contacts:,} contacts …", flush=True)
+            seeded = seed(services.engine, org.id, campaigns, contacts)
+            print(f"  seeded in {seeded['seconds']:.0f} s", flush=True)
+            if keep is not None and db == "sqlite":
+                saved.write_text(json.dumps({**seeded, "password": password}))
+        app = create_app(services=services, clock=clock, testing=True)
+        client = app.test_client()
+        base = {"base_url": "https://localhost"}
+        headers = {"Referer": "https://localhost/login", "Accept-Language": "fi"}
+        page = client.get("/login", **base, headers=headers)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        client.post(
+            "/login",
+            **base,
+            headers=headers,
+            data={"email": "bench@example.fi", "password": password, "csrf_token": token[1]},
+        )
+        prefix = f"/o/{org.id}/campaigns"
+
+        def get(path: str, poll: bool = False) -> Any:
+            extra = {"X-Ivr-Poll": "1"} if poll else {}
+            response = client.get(path, **base, headers={**headers, **extra})
+            if response.status_code != 200:
+                raise SystemExit(f"{path}: HTTP {response.status_code}")
+            return response
+
+        first = get(f"{prefix}/")
+        later = re.search(r'href="([^"]*(?:before|after)=[^"]+)"', first.text)
+        _report("campaign list, first page", _timed(lambda: get(f"{prefix}/"), requests))
+        if later:
+            link = later[1].replace("&amp;", "&")
+            _report("campaign list, next page", _timed(lambda: get(link), requests))
+        for label, cid in (("typical", seeded["typical"]), ("large", seeded["big"])):
+            path = f"{prefix}/{cid}/progress.json"
+            _report(
+                f"progress JSON, {label} campaign",
+                _timed(lambda path=path: get(path, poll=True), requests),
+            )
+            page_path = f"{prefix}/{cid}"
+            _report(
+                f"campaign page, {label} campaign",
+                _timed(lambda p=page_path: get(p), max(20, requests // 5)),
+            )
 
 
 def main() -> None:
