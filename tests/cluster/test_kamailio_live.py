@@ -19,8 +19,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -40,6 +38,7 @@ from ivr.cluster import nodes as cluster_nodes
 from ivr.config import load_settings
 from ivr.store.db import make_engine
 from ivr.store.models import Answer, Call
+from tests.support.cli import run_ivr
 from tests.support.instance import destroy, make_instance, start_or_fail
 from tests.support.kamailio import Kamailio, SippCallers
 from tests.support.ports import free_port
@@ -93,16 +92,7 @@ class Cluster:
         return (self.root / name).read_text(errors="replace")
 
     def ivr(self, *argv: str) -> str:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
-        env.update(self.kam_env)
-        done = subprocess.run(
-            [sys.executable, "-m", "ivr.cli", *argv],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_ivr(self.kam_env, *argv, timeout=60)
         assert done.returncode == 0, f"ivr {' '.join(argv)}: {done.stdout}{done.stderr}"
         return done.stdout
 

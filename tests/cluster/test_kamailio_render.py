@@ -4,8 +4,6 @@ Asterisk side (a `balancer` endpoint matched by Kamailio's address, a systemname
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from ivr.cluster import kamailio
 from ivr.config import ConfigError, Settings, load_settings
 from ivr.pbx.render import render_all
+from tests.support.cli import run_ivr
 from tests.unit.test_render import CREDS, DIRS
 
 NODES = "a=127.0.0.1:5070,b=127.0.0.1:5080"
@@ -120,26 +119,12 @@ def test_kamailio_accepts_the_rendered_config(tmp_path: Path, algorithm: str) ->
 
 def test_the_command_prints_what_it_wrote(tmp_path: Path) -> None:
     env = {"IVR_DATA_DIR": str(tmp_path), "IVR_CLUSTER_NODES": NODES, "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [sys.executable, "-m", "ivr.cli", "cluster", "render", "--check"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_ivr(env, "cluster", "render", "--check")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"wrote {tmp_path / 'kamailio' / 'kamailio.cfg'}" in done.stdout
     assert f"wrote {tmp_path / 'kamailio' / 'dispatcher.list'}" in done.stdout
     assert "config file ok" in done.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "ivr.cli", "cluster", "render"],
-        env={**env, "IVR_CLUSTER_NODES": "a=x"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    bad = run_ivr({**env, "IVR_CLUSTER_NODES": "a=x"}, "cluster", "render")
     assert bad.returncode == 2 and "cluster.nodes.0" in bad.stderr
 
 
@@ -187,14 +172,7 @@ def test_a_node_draining_in_the_database_starts_disabled(tmp_path: Path) -> None
         for name in ("a", "b"):
             cluster_nodes.heartbeat(s, cluster_nodes.NodeBeat(name=name, started_at=now), now)
         cluster_nodes.set_draining(s, "b", True, now)
-    done = subprocess.run(
-        [sys.executable, "-m", "ivr.cli", "cluster", "render", "--check"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_ivr(env, "cluster", "render", "--check")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "draining (disabled in dispatcher.list): b" in done.stdout
     dlist = (tmp_path / "kamailio" / "dispatcher.list").read_text()

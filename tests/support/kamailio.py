@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pytest
 
 from ivr.cluster import kamailio
 from ivr.config import load_settings
+from tests.support.cli import run_ivr
 from tests.support.ports import free_port
 from tests.support.tools import tool
 
@@ -136,14 +136,7 @@ class Kamailio:
         self.render_output = ""
 
     def start(self, timeout: float = 15) -> Kamailio:
-        render = subprocess.run(
-            [sys.executable, "-m", "ivr.cli", "cluster", "render", "--check"],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        render = run_ivr(self.env, "cluster", "render", "--check", timeout=60)
         self.render_output = render.stdout + render.stderr
         if render.returncode != 0:
             pytest.fail(f"`ivr cluster render --check` failed:\n{self.render_output}")
