@@ -150,6 +150,12 @@ class Dialer:
         await self._db(self._reconcile)
         self._task = asyncio.create_task(self._loop(), name="dialer")
 
+    @property
+    def running(self) -> bool:
+        """Whether this dialer's loop was started (``ivr telephony`` with dialling), and not
+        ended by ``stop_dialling``."""
+        return self._task is not None
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -135,7 +135,7 @@ class Heartbeat:
         dialer = self.dialer
         pacing: float | None = None
         campaigns = 0
-        if dialer is not None and getattr(dialer, "_task", None) is not None:
+        if dialer is not None and dialer.running:
             runs = list(dialer.campaigns.values())
             campaigns = len(runs)
             pacing = 0.0 if self.draining else round(sum(r.pacer.rate for r in runs), 3)
