@@ -27,7 +27,6 @@ def _draining(settings: Any) -> frozenset[str]:
     (re)started from these files keeps them out; none, with a warning, if it cannot say."""
     import sqlalchemy as sa
 
-    from ivr.clock import system_clock
     from ivr.cluster import nodes as cluster_nodes
     from ivr.store.db import make_engine, make_session_factory
 
@@ -39,8 +38,7 @@ def _draining(settings: Any) -> frozenset[str]:
         if not sa.inspect(engine).has_table("cluster_nodes"):
             return frozenset()  # not migrated yet: likewise
         with make_session_factory(engine).begin() as s:
-            views = cluster_nodes.node_views(s, system_clock(), 1e9)
-        return frozenset(v.name for v in views if v.draining)
+            return cluster_nodes.draining_nodes(s)
     except Exception as exc:  # noqa: BLE001 - the files are still right for healthy nodes
         print(f"warning: cannot read which nodes are draining from the database: {exc}")
         return frozenset()

@@ -170,6 +170,11 @@ def is_draining(s: Session, name: str) -> bool:
     return bool(value)
 
 
+def draining_nodes(s: Session) -> frozenset[str]:
+    """The names of the nodes the operator set draining."""
+    return frozenset(s.scalars(sa.select(ClusterNode.name).where(ClusterNode.draining)))
+
+
 def _view(node: ClusterNode, now: datetime, timeout_seconds: float) -> NodeView:
     return NodeView(
         name=node.name,
