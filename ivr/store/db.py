@@ -44,19 +44,24 @@ def retryable(exc: BaseException) -> bool:
 
 
 def in_transaction(
-    factory: sessionmaker[Session], work: Callable[[Session], T], retries: int = RETRIES
+    factory: sessionmaker[Session],
+    work: Callable[[Session], T],
+    retries: int = RETRIES,
+    retry_if: Callable[[sa.exc.DBAPIError], bool] = retryable,
 ) -> T:
     """``work`` in a transaction of its own, run again (up to ``retries`` times, after a
-    short pause) when PostgreSQL aborts it to break a deadlock. Staff actions use it: a
-    campaign stopped while a telephony worker claims its attempts locks the same rows in
-    the other order (the campaign, then its attempts; the worker: attempts, then the
-    campaign's counters and status), and one of the two is the deadlock's victim."""
+    short pause) when the database error says so (``retry_if``; by default: PostgreSQL
+    aborted it to break a deadlock). Staff actions use it: a campaign stopped while a
+    telephony worker claims its attempts locks the same rows in the other order (the
+    campaign, then its attempts; the worker: attempts, then the campaign's counters and
+    status), and one of the two is the deadlock's victim. The telephony worker's database
+    writer uses it too, retrying a busy SQLite as well."""
     for attempt in range(retries + 1):
         try:
             with factory.begin() as s:
                 return work(s)
         except sa.exc.DBAPIError as exc:
-            if attempt >= retries or not retryable(exc):
+            if attempt >= retries or not retry_if(exc):
                 raise
             time.sleep(0.05 * (attempt + 1))
     raise AssertionError("unreachable")  # pragma: no cover

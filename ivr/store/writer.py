@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.store.db import retryable
+from ivr.store.db import in_transaction, retryable
 
 log = logging.getLogger(__name__)
 
@@ -169,23 +169,14 @@ class DbWriter:
             _deliver(item, True, value)
 
     def _run_alone(self, item: _Item) -> None:
-        for attempt in range(BUSY_RETRIES + 1):
-            try:
-                with self.factory.begin() as session:
-                    value = item.work(session)
-            except OperationalError as exc:
-                if attempt < BUSY_RETRIES and _is_busy(exc):
-                    time.sleep(0.05 * (attempt + 1))
-                    continue
-                _deliver(item, False, exc)
-                return
-            except Exception as exc:
-                _deliver(item, False, exc)
-                return
-            self.transactions += 1
-            self.items += 1
-            _deliver(item, True, value)
+        try:
+            value = in_transaction(self.factory, item.work, BUSY_RETRIES, _is_busy)
+        except Exception as exc:
+            _deliver(item, False, exc)
             return
+        self.transactions += 1
+        self.items += 1
+        _deliver(item, True, value)
 
 
 def _deliver(item: _Item, ok: bool, value: Any) -> None:
@@ -207,9 +198,11 @@ def _deliver(item: _Item, ok: bool, value: Any) -> None:
         item.loop.call_soon_threadsafe(settle)
 
 
-def _is_busy(exc: OperationalError) -> bool:
+def _is_busy(exc: DBAPIError) -> bool:
     """SQLite busy or locked, or a PostgreSQL transaction aborted to break a deadlock (a
     staff action took the same rows in the other order): worth running again."""
+    if not isinstance(exc, OperationalError):
+        return False
     if retryable(exc):
         return True
     text = str(exc).lower()
