@@ -134,6 +134,8 @@ def _api_lists(app: Any, services: Any, org_id: str, campaign_id: str, requests:
         deep = path
         for _ in range(50):
             cursor = get(deep)["next_cursor"]
+            if cursor is None:
+                raise SystemExit(f"{label}: fewer than 51 pages: seed more (--contacts, --open)")
             deep = f"{path}&starting_after={cursor}"
         _report(f"{label}, page 51", _timed(lambda p=deep: get(p), requests), 100)
 
@@ -190,10 +192,11 @@ def run(db: str, contacts: int, open_answers: int, requests: int, keep: Path | N
             _report(label, _timed(lambda q=query: reviewer.get(queue + q), requests), 100)
         path: str | None = queue
         for _ in range(50):
-            assert path is not None
+            if path is None:
+                raise SystemExit("the queue has fewer than 51 pages: seed more (--open)")
             path = _next_link(reviewer.get(path).text)
         if path is None:
-            raise SystemExit("the queue has fewer than 50 pages")
+            raise SystemExit("the queue has fewer than 51 pages: seed more (--open)")
         deep = path
         _report("page 51 (keyset)", _timed(lambda: reviewer.get(deep), requests), 100)
         first = re.search(rf'href="{re.escape(queue)}(\d+)', reviewer.get(queue).text)
